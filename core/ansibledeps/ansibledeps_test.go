@@ -89,7 +89,7 @@ func TestFilesErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		fsys     fstest.MapFS
-		playbook string // default ansible/web.yml
+		playbook string   // default ansible/web.yml
 		wantErr  []string // every fragment must appear
 	}{
 		{
@@ -144,7 +144,7 @@ func TestFilesErrors(t *testing.T) {
 				"ansible/site.yml": file("- import_playbook: web.yml\n"),
 			},
 			playbook: "ansible/site.yml",
-			wantErr: []string{"ansible/site.yml:1", `import_playbook "web.yml": file not found`},
+			wantErr:  []string{"ansible/site.yml:1", `import_playbook "web.yml": file not found`},
 		},
 		{
 			name: "path escaping the repository",
@@ -152,7 +152,7 @@ func TestFilesErrors(t *testing.T) {
 				"ansible/site.yml": file("- import_playbook: ../../elsewhere.yml\n"),
 			},
 			playbook: "ansible/site.yml",
-			wantErr: []string{"ansible/site.yml:1", "outside the repository"},
+			wantErr:  []string{"ansible/site.yml:1", "outside the repository"},
 		},
 		{
 			name: "broken YAML in a role",
