@@ -1,0 +1,247 @@
+// Package plan decides, without building anything, which images of the tree are up to date,
+// which can reuse an AMI already built for the same inputs, and which must be built, and why.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/amichain/amichain/core/fingerprint"
+	"github.com/amichain/amichain/core/record"
+	"github.com/amichain/amichain/core/toolchain"
+	"github.com/amichain/amichain/core/tree"
+)
+
+// Status is what a run will do with an image.
+type Status string
+
+const (
+	// UpToDate: the current record was built from exactly these inputs.
+	UpToDate Status = "up to date"
+	// Reuse: an AMI was built from these inputs before (e.g. before a revert); it becomes current.
+	Reuse Status = "reuse"
+	// Stale: the image must be built.
+	Stale Status = "stale"
+)
+
+// Records is the part of the record store the planner reads.
+type Records interface {
+	Current(ctx context.Context, image string) (*record.Record, error)
+	ByFingerprint(ctx context.Context, image, fingerprint string) (*record.Record, error)
+}
+
+// Fingerprinter computes an image's inputs; *fingerprint.Hasher is the real one.
+type Fingerprinter interface {
+	Compute(img tree.Image, tools toolchain.Versions, parentAMI string) (fingerprint.Set, error)
+}
+
+// Step is the decision for one image.
+type Step struct {
+	Image  tree.Image
+	Status Status
+	// Reasons say why the image is stale or reused ("ansible/roles/nginx/tasks/main.yml changed").
+	Reasons []string
+	// ParentAMI is the AMI the image is (or will be) built from; empty while the parent is stale.
+	ParentAMI string
+	// Fingerprint is known once the parent AMI is known.
+	Fingerprint fingerprint.Set
+	// Current is the image's current record, if any.
+	Current *record.Record
+	// Match is the record whose AMI is used: Current when up to date, the index entry on reuse.
+	Match *record.Record
+}
+
+// AMI is the AMI id in the build region, when the step needs no build.
+func (s Step) AMI() string {
+	if s.Match == nil {
+		return ""
+	}
+	return s.Match.AMI()
+}
+
+// Plan is a decision for every selected image, in tree order (parents first).
+type Plan struct {
+	UpstreamAMI string
+	Steps       []Step
+}
+
+// Stale returns the names of the images that will be built.
+func (p *Plan) Stale() []string {
+	var out []string
+	for _, s := range p.Steps {
+		if s.Status == Stale {
+			out = append(out, s.Image.Name)
+		}
+	}
+	return out
+}
+
+// Planner holds what every decision needs.
+type Planner struct {
+	Tree    *tree.Tree
+	Hasher  Fingerprinter
+	Records Records
+	Tools   toolchain.Versions
+	// Force names images to rebuild even when up to date.
+	Force map[string]bool
+	// MaxAge, when set, makes an image older than it stale: base images need OS security
+	// updates even when nothing in the repository changed.
+	MaxAge time.Duration
+	Now    func() time.Time
+}
+
+// Plan decides every image, or only the named one and its ancestors.
+func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, error) {
+	selected, err := p.selection(only)
+	if err != nil {
+		return nil, err
+	}
+	for name := range p.Force {
+		if _, ok := p.Tree.Get(name); !ok {
+			return nil, fmt.Errorf("force: unknown image %q (images: %v)", name, p.Tree.Names())
+		}
+	}
+	out := &Plan{UpstreamAMI: upstreamAMI}
+	byName := map[string]Step{}
+	for _, img := range p.Tree.Images {
+		if !selected[img.Name] {
+			continue
+		}
+		parentAMI, parentStale := upstreamAMI, false
+		if img.Parent != "" {
+			ps := byName[img.Parent]
+			parentAMI, parentStale = ps.AMI(), ps.Status == Stale
+		}
+		var step Step
+		if parentStale {
+			step, err = p.parentStale(ctx, img)
+		} else {
+			step, err = p.Step(ctx, img, parentAMI)
+		}
+		if err != nil {
+			return nil, err
+		}
+		byName[img.Name] = step
+		out.Steps = append(out.Steps, step)
+	}
+	return out, nil
+}
+
+func (p *Planner) selection(only string) (map[string]bool, error) {
+	sel := map[string]bool{}
+	if only == "" {
+		for _, n := range p.Tree.Names() {
+			sel[n] = true
+		}
+		return sel, nil
+	}
+	if _, ok := p.Tree.Get(only); !ok {
+		return nil, fmt.Errorf("unknown image %q (images: %v)", only, p.Tree.Names())
+	}
+	sel[only] = true
+	for _, a := range p.Tree.Ancestors(only) {
+		sel[a] = true
+	}
+	return sel, nil
+}
+
+// Step decides one image whose parent AMI is known. The executor calls it again once a stale
+// parent is built, so that a child whose inputs were built before is reused, not rebuilt.
+func (p *Planner) Step(ctx context.Context, img tree.Image, parentAMI string) (Step, error) {
+	set, err := p.Hasher.Compute(img, p.Tools, parentAMI)
+	if err != nil {
+		return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
+	}
+	cur, err := p.Records.Current(ctx, img.Name)
+	if err != nil {
+		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
+	}
+	step := Step{Image: img, ParentAMI: parentAMI, Fingerprint: set, Current: cur, Status: Stale}
+	if p.Force[img.Name] {
+		step.Reasons = []string{"forced"}
+		return step, nil
+	}
+	if cur != nil && cur.Fingerprint == set.Sum {
+		if old := p.tooOld(cur); old != "" {
+			step.Reasons = []string{old}
+			return step, nil
+		}
+		step.Status, step.Match = UpToDate, cur
+		return step, nil
+	}
+	var changed []string
+	if cur == nil {
+		changed = []string{"no record"}
+	} else {
+		changed = fingerprint.Diff(cur.Inputs, set.Inputs)
+	}
+	prev, err := p.Records.ByFingerprint(ctx, img.Name, set.Sum)
+	if err != nil {
+		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
+	}
+	if prev != nil {
+		if old := p.tooOld(prev); old == "" {
+			step.Status, step.Match = Reuse, prev
+			step.Reasons = append(changed, fmt.Sprintf("reusing %s, built from these inputs on %s",
+				prev.AMI(), prev.BuiltAt.UTC().Format(time.RFC3339)))
+			return step, nil
+		}
+	}
+	step.Reasons = changed
+	return step, nil
+}
+
+// parentStale decides a child of an image that will be rebuilt: it is stale too. Its own
+// changes are still worth naming, so diff its inputs as if the parent were unchanged.
+func (p *Planner) parentStale(ctx context.Context, img tree.Image) (Step, error) {
+	cur, err := p.Records.Current(ctx, img.Name)
+	if err != nil {
+		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
+	}
+	step := Step{Image: img, Current: cur, Status: Stale}
+	switch {
+	case p.Force[img.Name]:
+		step.Reasons = []string{"forced"}
+	case cur == nil:
+		step.Reasons = []string{"no record"}
+	default:
+		set, err := p.Hasher.Compute(img, p.Tools, cur.ParentAMI)
+		if err != nil {
+			return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
+		}
+		if set.Sum != cur.Fingerprint {
+			step.Reasons = fingerprint.Diff(cur.Inputs, set.Inputs)
+		}
+	}
+	step.Reasons = append(step.Reasons, fmt.Sprintf("parent %s will be rebuilt", img.Parent))
+	return step, nil
+}
+
+func (p *Planner) tooOld(r *record.Record) string {
+	if p.MaxAge <= 0 {
+		return ""
+	}
+	age := p.now().Sub(r.BuiltAt)
+	if age <= p.MaxAge {
+		return ""
+	}
+	return fmt.Sprintf("built %s ago, older than the maximum age %s", age.Round(time.Minute), p.MaxAge)
+}
+
+func (p *Planner) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// Names returns the step names in order; handy for messages and tests.
+func (p *Plan) Names() []string {
+	out := make([]string, len(p.Steps))
+	for i, s := range p.Steps {
+		out[i] = s.Image.Name
+	}
+	return slices.Clip(out)
+}
