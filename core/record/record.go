@@ -4,6 +4,8 @@
 package record
 
 import (
+	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/amichain/amichain/core/fingerprint"
@@ -31,3 +33,48 @@ type Record struct {
 
 // AMI is the id in the build region: the one children are built from.
 func (r *Record) AMI() string { return r.AMIs[r.Region] }
+
+var (
+	validImage       = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	validFingerprint = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$`)
+	validRegion      = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
+	validAMI         = regexp.MustCompile(`^ami-[0-9a-f]+$`)
+)
+
+// Validate checks what the store relies on: names safe for S3 keys, a known scheme, and an
+// AMI id for the build region.
+func (r *Record) Validate() error {
+	if !validImage.MatchString(r.Image) {
+		return fmt.Errorf("record image %q: use lower-case letters, digits and dashes, as in amichain.yaml", r.Image)
+	}
+	switch {
+	case r.Scheme < 1:
+		return fmt.Errorf("record for image %q: scheme %d: missing (this amichain writes scheme %d)", r.Image, r.Scheme, Scheme)
+	case r.Scheme > Scheme:
+		return fmt.Errorf("record for image %q: scheme %d is newer than this amichain understands (%d): upgrade amichain", r.Image, r.Scheme, Scheme)
+	}
+	if !validFingerprint.MatchString(r.Fingerprint) {
+		return fmt.Errorf("record for image %q: fingerprint %q: want letters, digits and '.:_-' (at most 200)", r.Image, r.Fingerprint)
+	}
+	if !validRegion.MatchString(r.Region) {
+		return fmt.Errorf("record for image %q: region %q is not an AWS region (like us-east-1)", r.Image, r.Region)
+	}
+	if _, ok := r.AMIs[r.Region]; !ok {
+		return fmt.Errorf("record for image %q: no AMI id for its build region %s in amis", r.Image, r.Region)
+	}
+	for region, id := range r.AMIs {
+		if !validRegion.MatchString(region) {
+			return fmt.Errorf("record for image %q: amis: region %q is not an AWS region (like us-east-1)", r.Image, region)
+		}
+		if !validAMI.MatchString(id) {
+			return fmt.Errorf("record for image %q: amis[%s] = %q is not an AMI id (ami-...)", r.Image, region, id)
+		}
+	}
+	if r.Parent != "" && !validImage.MatchString(r.Parent) {
+		return fmt.Errorf("record for image %q: parent %q is not an image name", r.Image, r.Parent)
+	}
+	if r.ParentAMI != "" && !validAMI.MatchString(r.ParentAMI) {
+		return fmt.Errorf("record for image %q: parent_ami %q is not an AMI id (ami-...)", r.Image, r.ParentAMI)
+	}
+	return nil
+}
