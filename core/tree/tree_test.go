@@ -1,0 +1,104 @@
+package tree_test
+
+import (
+	"testing"
+	"testing/fstest"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/amichain/amichain/core/tree"
+)
+
+const reference = `
+upstream:
+  owners: ["136693071363"]
+  name: debian-12-amd64-*
+images:
+  - {name: web, parent: base, template: packer/image.pkr.hcl, playbook: ansible/web.yml}
+  - {name: base, template: packer/image.pkr.hcl, playbook: ansible/base.yml}
+  - {name: canary, parent: web, template: packer/image.pkr.hcl, playbook: ansible/web.yml}
+  - {name: worker, parent: base, template: packer/image.pkr.hcl, playbook: ansible/worker.yml, inputs: [files/app.tar]}
+`
+
+func files(paths ...string) fstest.MapFS {
+	m := fstest.MapFS{}
+	for _, p := range paths {
+		m[p] = &fstest.MapFile{Data: []byte("x")}
+	}
+	return m
+}
+
+func TestLoadOrdersParentsFirst(t *testing.T) {
+	fsys := files("packer/image.pkr.hcl", "ansible/base.yml", "ansible/web.yml", "ansible/worker.yml", "files/app.tar")
+	fsys["amichain.yaml"] = &fstest.MapFile{Data: []byte(reference)}
+	tr, err := tree.Load(fsys, "amichain.yaml")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, tr.Names(), []string{"base", "web", "worker", "canary"})
+	assert.Check(t, tr.Upstream.IsLookup())
+	assert.DeepEqual(t, tr.Ancestors("canary"), []string{"web", "base"})
+	var kids []string
+	for _, c := range tr.Children("base") {
+		kids = append(kids, c.Name)
+	}
+	assert.DeepEqual(t, kids, []string{"web", "worker"})
+}
+
+func TestParseRejects(t *testing.T) {
+	img := func(name, parent string) string {
+		return "  - {name: " + name + ", parent: '" + parent + "', template: t.pkr.hcl, playbook: p.yml}\n"
+	}
+	const up = "upstream: {ami: ami-0123}\nimages:\n"
+	tests := []struct {
+		name, yaml, err string
+	}{
+		{"cycle", up + img("a", "") + img("b", "c") + img("c", "b"), "cycle in the image tree: b -> c -> b"},
+		{"self parent", up + img("a", "a"), "cycle in the image tree: a -> a"},
+		{"unknown parent", up + img("a", "") + img("b", "nope"), `image "b": unknown parent "nope"`},
+		{"duplicate", up + img("a", "") + img("a", ""), `image "a" is declared twice`},
+		{"missing template", up + "  - {name: a, playbook: p.yml}\n", `image "a": missing template`},
+		{"missing playbook", up + "  - {name: a, template: t.pkr.hcl}\n", `image "a": missing playbook`},
+		{"bad name", up + img("Web_1", ""), `name "Web_1"`},
+		{"no upstream", "images:\n" + img("a", ""), "upstream: missing"},
+		{"both upstreams", "upstream: {ami: ami-1, owners: [x], name: y}\nimages:\n" + img("a", ""), "not both"},
+		{"not an ami", "upstream: {ami: debian}\nimages:\n" + img("a", ""), `ami "debian" is not an AMI id`},
+		{"no images", up, "images: none declared"},
+		{"empty file", "", "upstream: missing"},
+		{"unknown field", up + "  - {name: a, template: t, playbook: p, parnet: b}\n", "field parnet not found"},
+		{"broken yaml", "images: [\n", "amichain.yaml: yaml:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tree.Parse("amichain.yaml", []byte(tc.yaml))
+			assert.ErrorContains(t, err, tc.err)
+			assert.ErrorContains(t, err, "amichain.yaml")
+		})
+	}
+}
+
+func TestLoadChecksFiles(t *testing.T) {
+	tests := []struct {
+		name  string
+		fsys  fstest.MapFS
+		input string
+		err   string
+	}{
+		{name: "missing template", fsys: files("ansible/base.yml"), err: `image "base": template packer/image.pkr.hcl`},
+		{name: "missing playbook", fsys: files("packer/image.pkr.hcl"), err: `image "base": playbook ansible/base.yml`},
+		{name: "missing input", fsys: files("packer/image.pkr.hcl", "ansible/base.yml"), input: "files/x", err: `input files/x`},
+		{name: "input outside the repo", fsys: files("packer/image.pkr.hcl", "ansible/base.yml"), input: "../x", err: `must be a relative path inside the repository`},
+		{name: "no tree file", fsys: files(), err: "create amichain.yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name != "no tree file" {
+				y := "upstream: {ami: ami-0123}\nimages:\n  - {name: base, template: packer/image.pkr.hcl, playbook: ansible/base.yml"
+				if tc.input != "" {
+					y += ", inputs: ['" + tc.input + "']"
+				}
+				tc.fsys["amichain.yaml"] = &fstest.MapFile{Data: []byte(y + "}\n")}
+			}
+			_, err := tree.Load(tc.fsys, "amichain.yaml")
+			assert.ErrorContains(t, err, tc.err)
+		})
+	}
+}
