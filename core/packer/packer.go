@@ -1,0 +1,264 @@
+// Package packer runs Packer to build one image: the real build.Builder. The commands it runs
+// and the way it reads their output are exported so the Dagger module runs the very same
+// commands in a container and judges them with the same code.
+package packer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/amichain/amichain/core/build"
+	"github.com/amichain/amichain/core/packerlog"
+)
+
+// DefaultGrace is how long Packer gets after an interrupt to clean up (terminate its instance,
+// delete its temporary key and security group) before it is killed.
+const DefaultGrace = 5 * time.Minute
+
+// Runner builds images by running Packer on this machine.
+type Runner struct {
+	// Packer is the path to the packer binary.
+	Packer string
+	// Dir is the repository root; templates and playbooks are relative to it.
+	Dir string
+	// Env is added to this process's environment (PACKER_PLUGIN_PATH, ...). AWS credentials
+	// come from the inherited environment or the default chain, never from arguments.
+	Env []string
+	// Vars are passed as -var to every build, after the image's own (e.g. test endpoints).
+	Vars map[string]string
+	// Region is the region the images are built in.
+	Region string
+	// Log receives Packer's human-readable output, each line prefixed with "[image] ".
+	Log io.Writer
+	// Grace overrides DefaultGrace.
+	Grace time.Duration
+
+	mu sync.Mutex // serialises writes to Log from builds running in parallel
+}
+
+// Commands are the packer invocations for one image, in the order they run, as arguments to
+// the packer binary, to be run in the repository root.
+type Commands struct {
+	Init, Validate, Build []string
+}
+
+// reserved are the variables amichain sets itself for every build.
+var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "region"}
+
+// NewCommands returns the packer invocations that build req in region. Variables are the
+// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook, region), then
+// the image's Vars, then extra; a later one wins, but neither may set a reserved variable.
+func NewCommands(req build.Request, region string, extra map[string]string) (Commands, error) {
+	img := req.Image
+	switch {
+	case img.Name == "":
+		return Commands{}, errors.New("packer: build request has no image name")
+	case img.Template == "":
+		return Commands{}, fmt.Errorf("packer: image %s has no template", img.Name)
+	case region == "":
+		return Commands{}, fmt.Errorf("packer: image %s: no region set (set the runner's Region)", img.Name)
+	}
+	vars := map[string]string{
+		"image_name":  img.Name,
+		"parent_ami":  req.ParentAMI,
+		"fingerprint": req.Fingerprint,
+		"git_commit":  req.Commit,
+		"playbook":    img.Playbook,
+		"region":      region,
+	}
+	for _, src := range []struct {
+		what string
+		vars map[string]string
+	}{{"image " + img.Name + " vars (amichain.yaml)", img.Vars}, {"runner vars", extra}} {
+		for k, v := range src.vars {
+			if slices.Contains(reserved, k) {
+				return Commands{}, fmt.Errorf("packer: %s set %q, which amichain sets itself: remove it", src.what, k)
+			}
+			vars[k] = v
+		}
+	}
+	var varArgs []string
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		varArgs = append(varArgs, "-var", k+"="+vars[k])
+	}
+	return Commands{
+		Init:     []string{"init", img.Template},
+		Validate: slices.Concat([]string{"validate"}, varArgs, []string{img.Template}),
+		Build:    slices.Concat([]string{"build", "-machine-readable", "-color=false"}, varArgs, []string{img.Template}),
+	}, nil
+}
+
+// ParseResult judges a finished `packer build -machine-readable` of image in region from its
+// exit code and output: success is exit code 0 plus exactly one build reporting an AMI in region.
+func ParseResult(image, region string, exitCode int, output io.Reader) (build.Result, error) {
+	c, err := packerlog.Collect(output)
+	if err != nil {
+		return build.Result{}, fmt.Errorf("packer build %s: %w", image, err)
+	}
+	return result(image, region, exitCode, c)
+}
+
+func result(image, region string, exitCode int, c *packerlog.Collector) (build.Result, error) {
+	if exitCode != 0 {
+		return build.Result{}, fmt.Errorf("packer build %s failed (exit %d): %s; full log above", image, exitCode, quote(c.Relevant()))
+	}
+	byTarget, err := c.AMIs()
+	if err != nil {
+		return build.Result{}, fmt.Errorf("packer build %s: %w", image, err)
+	}
+	switch len(byTarget) {
+	case 0:
+		return build.Result{}, fmt.Errorf("packer build %s exited 0 but reported no AMI id (artifact ids: %v): the template must build with amazon-ebs; full log above", image, c.ArtifactIDs())
+	case 1:
+	default:
+		return build.Result{}, fmt.Errorf("packer build %s reported AMIs from %d builds (%s): the template must have exactly one", image, len(byTarget), strings.Join(slices.Sorted(maps.Keys(byTarget)), ", "))
+	}
+	for _, amis := range byTarget {
+		if amis[region] == "" {
+			return build.Result{}, fmt.Errorf("packer build %s reported no AMI in %s (got %v): check the template's region", image, region, amis)
+		}
+		return build.Result{Region: region, AMIs: amis}, nil
+	}
+	panic("unreachable")
+}
+
+func quote(lines []string) string {
+	if len(lines) == 0 {
+		return "Packer printed no error"
+	}
+	return strings.Join(lines, " | ")
+}
+
+// Build runs packer init, validate and build for req. Validate runs before anything is started
+// in AWS. On cancellation Packer is interrupted and given Grace to clean up.
+func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, error) {
+	cmds, err := NewCommands(req, r.Region, r.Vars)
+	if err != nil {
+		return build.Result{}, err
+	}
+	name := req.Image.Name
+	for _, step := range []struct {
+		what string
+		args []string
+	}{{"init", cmds.Init}, {"validate", cmds.Validate}} {
+		var out lines
+		code, err := r.run(ctx, name, step.args, func(s string) {
+			r.log(name, s)
+			out.add(s)
+		})
+		if err != nil {
+			return build.Result{}, fmt.Errorf("packer %s %s: %w", step.what, name, err)
+		}
+		if code != 0 {
+			return build.Result{}, fmt.Errorf("packer %s %s failed (exit %d): %s", step.what, name, code, quote(out.last))
+		}
+	}
+	var c packerlog.Collector
+	code, err := r.run(ctx, name, cmds.Build, func(s string) {
+		l, ok := packerlog.ParseLine(s)
+		if !ok {
+			r.log(name, s)
+			c.AddText(s)
+			return
+		}
+		c.Add(l)
+		if l.Type == "ui" && len(l.Data) >= 2 {
+			for _, m := range strings.Split(l.Data[1], "\n") {
+				r.log(name, m)
+			}
+		}
+	})
+	if err != nil {
+		return build.Result{}, fmt.Errorf("packer build %s: %w", name, err)
+	}
+	return result(name, r.Region, code, &c)
+}
+
+// run runs packer with args in r.Dir, handing each output line (stdout and stderr) to line,
+// and returns its exit code. The error is for a packer that could not run or was cancelled.
+func (r *Runner) run(ctx context.Context, name string, args []string, line func(string)) (int, error) {
+	grace := r.Grace
+	if grace == 0 {
+		grace = DefaultGrace
+	}
+	cmd := exec.CommandContext(ctx, r.Packer, args...)
+	cmd.Dir = r.Dir
+	cmd.Env = slices.Concat(os.Environ(), []string{"CHECKPOINT_DISABLE=1"}, r.Env)
+	// Own process group: a Ctrl-C in the terminal reaches amichain only, which cancels ctx, and
+	// Packer is interrupted exactly once, below.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = grace
+
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s := packerlog.NewScanner(pr)
+		for s.Scan() {
+			line(s.Text())
+		}
+		// Keep draining so Packer never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-done
+
+	if ctx.Err() != nil {
+		if cmd.Process != nil {
+			// Packer is gone; its plugins and provisioner commands may not be.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if errors.Is(err, exec.ErrWaitDelay) || killed(cmd) {
+			return 0, fmt.Errorf("cancelled, and Packer did not exit within %s of the interrupt so it was killed: look for a leftover instance tagged amichain:image=%s: %w", grace, name, ctx.Err())
+		}
+		return 0, fmt.Errorf("cancelled; Packer was interrupted and cleaned up (see the log above): %w", ctx.Err())
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w (run .ci/install-tools, or set the packer path)", r.Packer, err)
+	}
+	return 0, nil
+}
+
+func killed(cmd *exec.Cmd) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+func (r *Runner) log(name, s string) {
+	if r.Log == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.Log, "[%s] %s\n", name, s)
+}
+
+// lines keeps the last non-empty lines of a command's output, to quote when it fails.
+type lines struct{ last []string }
+
+func (l *lines) add(s string) {
+	if s = strings.TrimSpace(s); s == "" {
+		return
+	}
+	l.last = append(l.last, s)
+	if len(l.last) > packerlog.MaxRelevant {
+		l.last = l.last[1:]
+	}
+}
