@@ -396,7 +396,9 @@ func (w *walker) addTree(dir string, role bool) error {
 		return fmt.Errorf("read %s: %w", dir, err)
 	}
 	for _, e := range entries {
-		if role && (!e.IsDir() || !(roleDirs[e.Name()] || strings.HasSuffix(e.Name(), "_plugins"))) {
+		// A linked directory counts too: the fingerprint then rejects the link by name.
+		dirLike := e.IsDir() || e.Type()&fs.ModeSymlink != 0
+		if role && (!dirLike || !(roleDirs[e.Name()] || strings.HasSuffix(e.Name(), "_plugins"))) {
 			continue
 		}
 		err := fs.WalkDir(w.fsys, path.Join(dir, e.Name()), func(p string, d fs.DirEntry, err error) error {
