@@ -197,6 +197,14 @@ func testRoundTrip(t *testing.T, e *env) {
 	save(t, e.store, web1)
 	assertCurrent(t, e.store, web1)
 	assert.Equal(t, e.get(t, "web.txt"), "ami-0000000000000001a\n")
+
+	// A second build of the same content keeps the first index entry; it still becomes current.
+	rebuilt := rec("web", web1.Fingerprint, "ami-0000000000000001c")
+	save(t, e.store, rebuilt)
+	got, err = e.store.ByFingerprint(ctx, "web", web1.Fingerprint)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, *got, web1)
+	assertCurrent(t, e.store, rebuilt)
 }
 
 func testLayout(t *testing.T, e *env) {
