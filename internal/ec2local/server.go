@@ -49,7 +49,7 @@ type Image struct {
 	State        string // default "available"
 	Tags         map[string]string
 	// SourceInstance and SourceImage say what a created image was made from (for a copy:
-	// SourceImage is the copied AMI).
+	// SourceImage is the copied AMI); seeded images have neither.
 	SourceInstance string
 	SourceImage    string
 }
@@ -68,7 +68,6 @@ type Server struct {
 	mu        sync.Mutex
 	seq       int
 	images    []*Image
-	created   map[string]bool
 	instances map[string]*instance
 	volumes   map[string]string // volume id -> instance id
 	tags      map[string]map[string]string
@@ -103,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ec2local: listen on %s: %w", opts.Addr, err)
 	}
-	s := &Server{opts: opts, ln: ln, created: map[string]bool{}, instances: map[string]*instance{},
+	s := &Server{opts: opts, ln: ln, instances: map[string]*instance{},
 		volumes: map[string]string{}, tags: map[string]map[string]string{}, failures: map[string][]*apiError{}}
 	for _, img := range opts.Images {
 		s.AddImage(img)
@@ -158,13 +157,14 @@ func (s *Server) Launches() []Launch {
 	return slices.Clone(s.launches)
 }
 
-// Images lists the images created by CreateImage or CopyImage, in order, with their tags.
+// Images lists the images created by CreateImage or CopyImage (not the seeded ones), in order,
+// with their tags.
 func (s *Server) Images() []Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Image
 	for _, img := range s.images {
-		if s.created[img.ID] {
+		if img.SourceImage != "" {
 			c := *img
 			c.Tags = maps.Clone(s.tags[img.ID])
 			out = append(out, c)
@@ -284,8 +284,10 @@ func (s *Server) describeImages(region string, f url.Values) (*response, *apiErr
 
 func (s *Server) imageAttr(img *Image, name string) ([]string, bool) {
 	if k, ok := strings.CutPrefix(name, "tag:"); ok {
-		v, has := s.tags[img.ID][k]
-		return condList(has, v), true
+		if v, has := s.tags[img.ID][k]; has {
+			return []string{v}, true
+		}
+		return nil, true
 	}
 	switch name {
 	case "name":
@@ -359,7 +361,6 @@ func (s *Server) newImage(region, name string) (*Image, *apiError) {
 	img := &Image{ID: s.newID("ami"), Name: name, OwnerID: AccountID, Region: region,
 		CreationDate: time.Now().UTC(), State: "available"}
 	s.images = append(s.images, img)
-	s.created[img.ID] = true
 	return img, nil
 }
 
@@ -393,15 +394,8 @@ func (s *Server) runInstances(region string, f url.Values) (*response, *apiError
 }
 
 func (s *Server) describeInstances(f url.Values) (*response, *apiError) {
-	ids := list(f, "InstanceId")
-	if len(ids) == 0 {
-		for id := range s.instances {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-	}
 	out := &response{Reservations: []reservationXML{}}
-	for _, id := range ids {
+	for _, id := range list(f, "InstanceId") {
 		inst, err := s.instance(id)
 		if err != nil {
 			return nil, err
@@ -557,13 +551,6 @@ func tagsOf(f url.Values, prefix string) map[string]string {
 		out[f.Get(fmt.Sprintf("%s.%d.Key", prefix, i))] = f.Get(fmt.Sprintf("%s.%d.Value", prefix, i))
 	}
 	return out
-}
-
-func condList(ok bool, v string) []string {
-	if ok {
-		return []string{v}
-	}
-	return nil
 }
 
 func escape(s string) string {
