@@ -45,6 +45,8 @@ func NewClient(ctx context.Context, opts Options) (*s3.Client, error) {
 			o.UsePathStyle = true
 			// S3-compatible servers may not understand streamed (aws-chunked) checksums.
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			// Objects there often carry no checksum; saying so on every read is noise.
+			o.DisableLogOutputChecksumValidationSkipped = true
 		}
 	}), nil
 }

@@ -254,7 +254,8 @@ func (s *Store) fail(op, key string, err error) error {
 	switch code := apiCode(err); {
 	case code == "NoSuchBucket":
 		return fmt.Errorf("%s %s: bucket %q does not exist: create it or fix --bucket: %w", op, s.url(key), s.bucket, err)
-	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || httpStatus(err) == http.StatusForbidden:
+	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
+		code == "XAdminUserNotFound" || httpStatus(err) == http.StatusForbidden: // versitygw's unknown key id
 		return fmt.Errorf("%s %s: access denied: check the AWS credentials and that they may read, write and list s3://%s/%s: %w",
 			op, s.url(key), s.bucket, s.prefix, err)
 	case errors.As(err, &sendErr):
