@@ -114,7 +114,11 @@ func (w *walker) playbook(p string) error {
 		if play.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s:%d: a play must be a mapping", p, play.Line)
 		}
-		if v := getModule(play, "import_playbook"); v != nil {
+		v := getModule(play, "import_playbook")
+		if v == nil {
+			v = get(play, "include") // the pre-2.16 spelling of import_playbook
+		}
+		if v != nil {
 			s, ok, err := w.pathValue(p, v, "import_playbook")
 			if err != nil || !ok {
 				return err

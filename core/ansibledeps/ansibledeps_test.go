@@ -2,6 +2,7 @@ package ansibledeps
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -58,14 +59,16 @@ func TestFilesFixture(t *testing.T) {
 	}
 }
 
-func TestFilesRoots(t *testing.T) {
+func TestFilesSmall(t *testing.T) {
 	tests := []struct {
 		name     string
+		fsys     fs.FS
 		playbook string
 		want     []string
 	}{
 		{
 			name:     "imported playbook alone resolves roles next to itself",
+			fsys:     os.DirFS("testdata/repo"),
 			playbook: "ansible/plays/monitoring.yml",
 			want: []string{
 				"ansible/plays/monitoring.yml",
@@ -73,10 +76,30 @@ func TestFilesRoots(t *testing.T) {
 				"ansible/plays/roles/exporter/tasks/main.yml",
 			},
 		},
+		{
+			name: "play-level include is import_playbook",
+			fsys: fstest.MapFS{
+				"site.yml": file("- include: web.yml\n"),
+				"web.yml":  file("- hosts: all\n  tasks: []\n"),
+			},
+			playbook: "site.yml",
+			want:     []string{"site.yml", "web.yml"},
+		},
+		{
+			name: "empty task files and role without tasks",
+			fsys: fstest.MapFS{
+				"web.yml":                   file("- hosts: all\n  roles: [r]\n  tasks:\n"),
+				"roles/r/meta/main.yml":     file(""),
+				"roles/r/defaults/main.yml": file("x: 1\n"),
+				"roles/r/molecule/test.yml": file("not read by Ansible\n"),
+			},
+			playbook: "web.yml",
+			want:     []string{"roles/r/defaults/main.yml", "roles/r/meta/main.yml", "web.yml"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Files(os.DirFS("testdata/repo"), tc.playbook)
+			got, err := Files(tc.fsys, tc.playbook)
 			assert.NilError(t, err)
 			assert.DeepEqual(t, got, tc.want)
 		})
