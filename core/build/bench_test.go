@@ -33,7 +33,7 @@ func genTree(b *testing.B, n, fanout int) string {
 	write("packer/image.pkr.hcl", "# template\n")
 	write("ansible/roles/shared/tasks/main.yml", "- name: shared\n  ansible.builtin.debug: {msg: shared}\n")
 	var y strings.Builder
-	y.WriteString("upstream:\n  ami: ami-0upstream00000001\nimages:\n")
+	y.WriteString("upstream:\n  ami: ami-0aaaaaaaaaaaa0001\nimages:\n")
 	for i := range n {
 		name := fmt.Sprintf("img-%04d", i)
 		write("ansible/roles/"+name+"/tasks/main.yml", fmt.Sprintf("- name: %s\n  ansible.builtin.debug: {msg: %s}\n", name, name))
@@ -64,14 +64,14 @@ func BenchmarkPlan1000(b *testing.B) {
 	store := record.NewStore(srv.Client, record.Config{Bucket: srv.Bucket})
 	p := benchPlanner(b, dir, store)
 	ex := &build.Executor{Planner: p, Builder: &testBuilder{}, Records: store, Parallel: 16}
-	pl, err := p.Plan(context.Background(), "ami-0upstream00000001", "")
+	pl, err := p.Plan(context.Background(), "ami-0aaaaaaaaaaaa0001", "")
 	assert.NilError(b, err)
 	_, err = ex.Run(context.Background(), pl)
 	assert.NilError(b, err)
 	b.ResetTimer()
 	for b.Loop() {
 		p := benchPlanner(b, dir, store)
-		pl, err := p.Plan(context.Background(), "ami-0upstream00000001", "")
+		pl, err := p.Plan(context.Background(), "ami-0aaaaaaaaaaaa0001", "")
 		assert.NilError(b, err)
 		assert.Equal(b, len(pl.Stale()), 0)
 	}
@@ -88,7 +88,7 @@ func BenchmarkSchedule(b *testing.B) {
 		srv := s3test.StartFake(b)
 		store := record.NewStore(srv.Client, record.Config{Bucket: srv.Bucket})
 		p := benchPlanner(b, dir, store)
-		pl, err := p.Plan(context.Background(), "ami-0upstream00000001", "")
+		pl, err := p.Plan(context.Background(), "ami-0aaaaaaaaaaaa0001", "")
 		assert.NilError(b, err)
 		ex := &build.Executor{Planner: p, Builder: &testBuilder{sleep: sleep}, Records: store, Parallel: 40}
 		b.StartTimer()

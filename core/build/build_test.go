@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ import (
 	"github.com/amichain/amichain/internal/s3test"
 )
 
-const upstreamAMI = "ami-0upstream00000001"
+const upstreamAMI = "ami-0aaaaaaaaaaaa0001"
 
 // testBuilder hands out fresh AMI ids, remembers what it was asked and in which order, and
 // fails or waits where a test says so.
@@ -32,7 +33,6 @@ type testBuilder struct {
 	sleep time.Duration
 
 	mu     sync.Mutex
-	n      int
 	calls  []build.Request
 	starts map[string]time.Time
 	ends   map[string]time.Time
@@ -57,10 +57,10 @@ func (b *testBuilder) Build(ctx context.Context, req build.Request) (build.Resul
 	if err := b.fail[req.Image.Name]; err != nil {
 		return build.Result{}, err
 	}
-	b.n++
+	// Random ids: AMI ids are unique across runs, and a reused id would make a child look built.
 	return build.Result{Region: "us-east-1", AMIs: map[string]string{
-		"us-east-1": fmt.Sprintf("ami-%017d", b.n),
-		"eu-west-1": fmt.Sprintf("ami-%017d", 1000+b.n),
+		"us-east-1": fmt.Sprintf("ami-%017x", rand.Int64N(1<<60)),
+		"eu-west-1": fmt.Sprintf("ami-%017x", rand.Int64N(1<<60)),
 	}}, nil
 }
 
@@ -177,7 +177,7 @@ func TestPlanAfterEdits(t *testing.T) {
 		},
 		{
 			name:    "new upstream release",
-			change:  func(t *testing.T, h *harness) { h.upstream = "ami-0upstream00000002" },
+			change:  func(t *testing.T, h *harness) { h.upstream = "ami-0aaaaaaaaaaaa0002" },
 			stale:   all,
 			reasons: map[string]string{"base": "parent AMI changed", "worker": "parent base will be rebuilt"},
 		},
