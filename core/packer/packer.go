@@ -25,6 +25,9 @@ import (
 // delete its temporary key and security group) before it is killed.
 const DefaultGrace = 5 * time.Minute
 
+// outputDrain bounds reading Packer's last output once it has exited.
+const outputDrain = 10 * time.Second
+
 // Runner builds images by running Packer on this machine.
 type Runner struct {
 	// Packer is the path to the packer binary.
@@ -194,14 +197,34 @@ func (r *Runner) run(ctx context.Context, name string, args []string, line func(
 	cmd := exec.CommandContext(ctx, r.Packer, args...)
 	cmd.Dir = r.Dir
 	cmd.Env = slices.Concat(os.Environ(), []string{"CHECKPOINT_DISABLE=1"}, r.Env)
-	// Own process group: a Ctrl-C in the terminal reaches amichain only, which cancels ctx, and
-	// Packer is interrupted exactly once, below.
+	// Own process group: a Ctrl-C in the terminal reaches amichain only, which cancels ctx.
+	// Cancel then interrupts the group once, as a Ctrl-C would have: Packer cleans up, its
+	// plugins ignore the signal, and what the provisioner runs (ansible, a script) stops.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+			return os.ErrProcessDone
+		}
+		return nil
+	}
 	cmd.WaitDelay = grace
 
-	pr, pw := io.Pipe()
+	// A pipe of our own, not an io.Writer: Wait then returns when Packer exits, instead of
+	// waiting for every process that inherited the pipe (a plugin, a provisioner's child).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("pipe for packer output: %w", err)
+	}
+	defer pr.Close()
 	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("cancelled before Packer started: %w", ctx.Err())
+		}
+		return 0, fmt.Errorf("start %s: %w (run .ci/install-tools, or set the packer path)", r.Packer, err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -209,19 +232,20 @@ func (r *Runner) run(ctx context.Context, name string, args []string, line func(
 		for s.Scan() {
 			line(s.Text())
 		}
-		// Keep draining so Packer never blocks on a full pipe.
-		_, _ = io.Copy(io.Discard, pr)
 	}()
-	err := cmd.Run()
-	pw.Close()
-	<-done
+	err = cmd.Wait()
+	// Packer is gone; whatever it left in its process group (plugins, provisioner commands,
+	// ssh connection masters) goes with it.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-done:
+	case <-time.After(outputDrain):
+		pr.Close() // a process outside the group still holds the pipe: stop reading
+		<-done
+	}
 
 	if ctx.Err() != nil {
-		if cmd.Process != nil {
-			// Packer is gone; its plugins and provisioner commands may not be.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-		if errors.Is(err, exec.ErrWaitDelay) || killed(cmd) {
+		if killed(cmd) {
 			return 0, fmt.Errorf("cancelled, and Packer did not exit within %s of the interrupt so it was killed: look for a leftover instance tagged amichain:image=%s: %w", grace, name, ctx.Err())
 		}
 		return 0, fmt.Errorf("cancelled; Packer was interrupted and cleaned up (see the log above): %w", ctx.Err())
@@ -231,12 +255,15 @@ func (r *Runner) run(ctx context.Context, name string, args []string, line func(
 		return exit.ExitCode(), nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("run %s: %w (run .ci/install-tools, or set the packer path)", r.Packer, err)
+		return 0, fmt.Errorf("wait for %s: %w", r.Packer, err)
 	}
 	return 0, nil
 }
 
 func killed(cmd *exec.Cmd) bool {
+	if cmd.ProcessState == nil {
+		return false
+	}
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
@@ -247,7 +274,7 @@ func (r *Runner) log(name, s string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fmt.Fprintf(r.Log, "[%s] %s\n", name, s)
+	fmt.Fprintln(r.Log, strings.TrimSpace("["+name+"] "+s))
 }
 
 // lines keeps the last non-empty lines of a command's output, to quote when it fails.
