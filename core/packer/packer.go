@@ -145,6 +145,9 @@ func quote(lines []string) string {
 // Build runs packer init, validate and build for req. Validate runs before anything is started
 // in AWS. On cancellation Packer is interrupted and given Grace to clean up.
 func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, error) {
+	if r.Packer == "" {
+		return build.Result{}, errors.New("packer: the runner has no packer binary set (run .ci/install-tools: it installs .tools/bin/packer)")
+	}
 	cmds, err := NewCommands(req, r.Region, r.Vars)
 	if err != nil {
 		return build.Result{}, err
@@ -163,7 +166,7 @@ func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, er
 			return build.Result{}, fmt.Errorf("packer %s %s: %w", step.what, name, err)
 		}
 		if code != 0 {
-			return build.Result{}, fmt.Errorf("packer %s %s failed (exit %d): %s", step.what, name, code, quote(out.last))
+			return build.Result{}, fmt.Errorf("packer %s %s failed (exit %d): %s", step.what, name, code, quote(out.errors()))
 		}
 	}
 	var c packerlog.Collector
@@ -279,6 +282,16 @@ func (r *Runner) log(name, s string) {
 
 // lines keeps the last non-empty lines of a command's output, to quote when it fails.
 type lines struct{ last []string }
+
+// errors returns the kept lines from Packer's first "Error:" on, skipping its chatter before.
+func (l *lines) errors() []string {
+	for i, s := range l.last {
+		if strings.HasPrefix(s, "Error:") {
+			return l.last[i:]
+		}
+	}
+	return l.last
+}
 
 func (l *lines) add(s string) {
 	if s = strings.TrimSpace(s); s == "" {

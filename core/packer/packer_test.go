@@ -224,14 +224,14 @@ func TestBuildFails(t *testing.T) {
 			name:     "invalid template",
 			template: "invalid.pkr.hcl",
 			script:   "touch built",
-			wantErr:  []string{"packer validate web failed (exit 1): ", `An argument named "instance_type" is not expected here`},
+			wantErr:  []string{"packer validate web failed (exit 1): Error: Unsupported argument | ", `An argument named "instance_type" is not expected here`},
 		},
 		{
 			name:      "undeclared image variable",
 			template:  "null.pkr.hcl",
 			script:    "touch built",
 			imageVars: map[string]string{"volume_size": "50"},
-			wantErr:   []string{"packer validate web failed (exit 1): ", "volume_size"},
+			wantErr:   []string{`packer validate web failed (exit 1): Error: Undefined -var variable | A "volume_size" variable was passed`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
