@@ -258,6 +258,8 @@ func (s *Store) fail(op, key string, err error) error {
 		code == "XAdminUserNotFound" || httpStatus(err) == http.StatusForbidden: // versitygw's unknown key id
 		return fmt.Errorf("%s %s: access denied: check the AWS credentials and that they may read, write and list s3://%s/%s: %w",
 			op, s.url(key), s.bucket, s.prefix, err)
+	case httpStatus(err) >= 500:
+		return fmt.Errorf("%s %s: the S3 server keeps failing: run again later (saving again is safe): %w", op, s.url(key), err)
 	case errors.As(err, &sendErr):
 		return fmt.Errorf("%s %s: cannot reach the S3 endpoint: check --endpoint and the network, then run again: %w", op, s.url(key), err)
 	}

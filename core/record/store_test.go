@@ -423,7 +423,7 @@ func testFaultsPersist(t *testing.T, e *env) {
 	viaProxy := e.storeAt(e.srv.ClientAt(p.URL))
 	p.FailNext(1000)
 	err := viaProxy.Save(t.Context(), rec("web", "f1", "ami-0123456789abcdef0"))
-	e.assertErr(t, err, e.url("images/web.json"), "InternalError")
+	e.assertErr(t, err, e.url("images/web.json"), "the S3 server keeps failing", "InternalError")
 	e.assertKeys(t)
 }
 
