@@ -150,7 +150,8 @@ func (s *Store) replaceCurrent(ctx context.Context, image string, body []byte, e
 			return "", s.fail("write", key, err)
 		}
 		if attempt == maxAttempts {
-			return "", fmt.Errorf("write %s: it changed %d times while saving (other amichain runs are writing it): run again", s.url(key), attempt)
+			return "", fmt.Errorf("write %s: refused %d times as changed meanwhile: other amichain runs are writing it, run again "+
+				"(if it keeps failing and the key reads as absent, the server refuses to recreate deleted keys: remove its delete marker)", s.url(key), attempt)
 		}
 		if _, etag, err = s.read(ctx, key, image, ""); err != nil {
 			return "", err

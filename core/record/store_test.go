@@ -83,7 +83,7 @@ func (e *env) assertKeys(t *testing.T, rels ...string) {
 	for _, r := range rels {
 		want = append(want, e.key(r))
 	}
-	got := append([]string{}, e.srv.Keys(t, e.prefix+"/")...)
+	got := append([]string{}, e.srv.Keys(t, e.prefix+"/")...) // [] rather than nil when empty
 	assert.DeepEqual(t, got, want)
 }
 
@@ -211,10 +211,9 @@ func testLayout(t *testing.T, e *env) {
 	tests := []struct {
 		name   string
 		prefix string
-		keys   []string
 	}{
-		{"with prefix", e.prefix, []string{"index/worker/fk1.json", "images/worker.json", "worker.txt"}},
-		{"slashes trimmed", "/" + e.prefix + "/", []string{"index/worker/fk1.json", "images/worker.json", "worker.txt"}},
+		{"with prefix", e.prefix},
+		{"slashes trimmed", "/" + e.prefix + "/"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,6 +225,9 @@ func testLayout(t *testing.T, e *env) {
 			assert.NilError(t, err)
 			assert.Equal(t, aws.ToString(head.ContentType), "application/json")
 			e.assertKeys(t, "images/worker.json", "index/worker/fk1.json", "worker.txt")
+			for _, rel := range []string{"images/worker.json", "index/worker/fk1.json", "worker.txt"} {
+				e.delete(t, rel) // so the next row proves its own keys
+			}
 		})
 	}
 	t.Run("empty prefix", func(t *testing.T) {
@@ -361,7 +363,12 @@ func testCorrupt(t *testing.T, e *env) {
 
 			_, err = e.store.List(t.Context())
 			e.assertErr(t, err, e.url("images/"+image+".json"))
-			e.delete(t, "images/"+image+".json") // so the next row's List sees only its own
+
+			// As the error says: deleting it lets the next save write a fresh record.
+			e.delete(t, "images/"+image+".json")
+			fresh := rec(image, "fnew", "ami-0abc")
+			save(t, e.store, fresh)
+			assertCurrent(t, e.store, fresh)
 		})
 	}
 	t.Run("index entry of another fingerprint", func(t *testing.T) {
