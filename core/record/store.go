@@ -110,7 +110,7 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 
 // Save records r as built: its index entry (kept if one exists: that content was already
 // built), then the current record of its image, then the .txt. The current record is replaced
-// by a conditional write, so concurrent runs never interleave; a corrupt current record is
+// by a conditional write, so a run never replaces a version it has not read; a corrupt one is
 // reported, not overwritten. An invalid record is refused before anything is written.
 func (s *Store) Save(ctx context.Context, r Record) error {
 	if err := r.Validate(); err != nil {
