@@ -6,7 +6,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/amichain/amichain/core/fingerprint"
 	"github.com/amichain/amichain/core/record"
@@ -103,6 +106,10 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 			return nil, fmt.Errorf("force: unknown image %q (images: %v)", name, p.Tree.Names())
 		}
 	}
+	current, err := p.currents(ctx, selected)
+	if err != nil {
+		return nil, err
+	}
 	out := &Plan{UpstreamAMI: upstreamAMI}
 	byName := map[string]Step{}
 	for _, img := range p.Tree.Images {
@@ -116,9 +123,9 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 		}
 		var step Step
 		if parentStale {
-			step, err = p.parentStale(ctx, img)
+			step, err = p.parentStale(img, current[img.Name])
 		} else {
-			step, err = p.Step(ctx, img, parentAMI)
+			step, err = p.decide(ctx, img, parentAMI, current[img.Name])
 		}
 		if err != nil {
 			return nil, err
@@ -127,6 +134,27 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 		out.Steps = append(out.Steps, step)
 	}
 	return out, nil
+}
+
+// currents reads the selected images' records concurrently: with a thousand images, one
+// round trip after another would dominate planning.
+func (p *Planner) currents(ctx context.Context, selected map[string]bool) (map[string]*record.Record, error) {
+	var mu sync.Mutex
+	out := map[string]*record.Record{}
+	pl := pool.New().WithErrors().WithContext(ctx).WithMaxGoroutines(16)
+	for name := range selected {
+		pl.Go(func(ctx context.Context) error {
+			rec, err := p.Records.Current(ctx, name)
+			if err != nil {
+				return fmt.Errorf("plan %s: %w", name, err)
+			}
+			mu.Lock()
+			out[name] = rec
+			mu.Unlock()
+			return nil
+		})
+	}
+	return out, pl.Wait()
 }
 
 func (p *Planner) selection(only string) (map[string]bool, error) {
@@ -150,13 +178,17 @@ func (p *Planner) selection(only string) (map[string]bool, error) {
 // Step decides one image whose parent AMI is known. The executor calls it again once a stale
 // parent is built, so that a child whose inputs were built before is reused, not rebuilt.
 func (p *Planner) Step(ctx context.Context, img tree.Image, parentAMI string) (Step, error) {
-	set, err := p.Hasher.Compute(img, p.Tools, parentAMI)
-	if err != nil {
-		return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
-	}
 	cur, err := p.Records.Current(ctx, img.Name)
 	if err != nil {
 		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
+	}
+	return p.decide(ctx, img, parentAMI, cur)
+}
+
+func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, cur *record.Record) (Step, error) {
+	set, err := p.Hasher.Compute(img, p.Tools, parentAMI)
+	if err != nil {
+		return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
 	}
 	step := Step{Image: img, ParentAMI: parentAMI, Fingerprint: set, Current: cur, Status: Stale}
 	if p.Force[img.Name] {
@@ -195,11 +227,7 @@ func (p *Planner) Step(ctx context.Context, img tree.Image, parentAMI string) (S
 
 // parentStale decides a child of an image that will be rebuilt: it is stale too. Its own
 // changes are still worth naming, so diff its inputs as if the parent were unchanged.
-func (p *Planner) parentStale(ctx context.Context, img tree.Image) (Step, error) {
-	cur, err := p.Records.Current(ctx, img.Name)
-	if err != nil {
-		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
-	}
+func (p *Planner) parentStale(img tree.Image, cur *record.Record) (Step, error) {
 	step := Step{Image: img, Current: cur, Status: Stale}
 	switch {
 	case p.Force[img.Name]:
