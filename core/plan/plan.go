@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"text/tabwriter"
 	"sync"
 	"time"
 
@@ -272,4 +274,21 @@ func (p *Plan) Names() []string {
 		out[i] = s.Image.Name
 	}
 	return slices.Clip(out)
+}
+
+// String renders the plan as a table: what each image is, and why.
+func (p *Plan) String() string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "IMAGE\tSTATUS\tAMI\tWHY")
+	for _, s := range p.Steps {
+		ami := s.AMI()
+		if ami == "" {
+			ami = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Image.Name, s.Status, ami, strings.Join(s.Reasons, "; "))
+	}
+	w.Flush()
+	fmt.Fprintf(&b, "%d to build, upstream %s\n", len(p.Stale()), p.UpstreamAMI)
+	return b.String()
 }
