@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
