@@ -109,7 +109,9 @@ func only(status build.Status, names ...string) map[string]build.Status {
 	return out
 }
 
-func all(s build.Status) map[string]build.Status { return only(s, append([]string{"base"}, children...)...) }
+func all(s build.Status) map[string]build.Status {
+	return only(s, append([]string{"base"}, children...)...)
+}
 
 func currentAMI(t *testing.T, e *e2eenv.Env, image string) string {
 	rec, err := e.Store.Current(t.Context(), image)
