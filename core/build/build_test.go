@@ -31,6 +31,7 @@ const upstreamAMI = "ami-0aaaaaaaaaaaa0001"
 type testBuilder struct {
 	fail  map[string]error
 	sleep time.Duration
+	slow  map[string]time.Duration // per-image sleep, overriding sleep
 
 	mu     sync.Mutex
 	calls  []build.Request
@@ -46,8 +47,12 @@ func (b *testBuilder) Build(ctx context.Context, req build.Request) (build.Resul
 	}
 	b.starts[req.Image.Name] = time.Now()
 	b.mu.Unlock()
+	sleep := b.sleep
+	if d, ok := b.slow[req.Image.Name]; ok {
+		sleep = d
+	}
 	select {
-	case <-time.After(b.sleep):
+	case <-time.After(sleep):
 	case <-ctx.Done():
 		return build.Result{}, ctx.Err()
 	}
@@ -374,4 +379,36 @@ func TestCancelledRunRecordsNothing(t *testing.T) {
 	recs, err := h.store.List(context.Background())
 	assert.NilError(t, err)
 	assert.Equal(t, len(recs), 0)
+}
+
+func TestChildStartsAsSoonAsItsOwnParentIsDone(t *testing.T) {
+	h := newHarness(t)
+	// canary is built FROM worker; web is slow. Level by level, canary would wait for web.
+	repotest.Append(t, h.dir, "amichain.yaml",
+		"  - name: canary\n    parent: worker\n    template: packer/image.pkr.hcl\n    playbook: ansible/worker.yml\n")
+	b := &testBuilder{sleep: 10 * time.Millisecond, slow: map[string]time.Duration{"web": 3 * time.Second}}
+	_, err := h.run(t, b)
+	assert.NilError(t, err)
+	assert.Assert(t, b.starts["canary"].Before(b.ends["web"]), "canary started %s, web ended %s",
+		b.starts["canary"].Format(time.StampMilli), b.ends["web"].Format(time.StampMilli))
+	assert.Assert(t, !b.starts["canary"].Before(b.ends["worker"]))
+}
+
+func TestParallelIsABound(t *testing.T) {
+	h := newHarness(t)
+	b := &testBuilder{sleep: 200 * time.Millisecond}
+	p := h.planner(t)
+	ex := &build.Executor{Planner: p, Builder: b, Records: h.store, Parallel: 2}
+	_, err := ex.Run(context.Background(), h.plan(t, p, ""))
+	assert.NilError(t, err)
+	// Never more than two builds at once: count overlaps at every start.
+	for name, start := range b.starts {
+		running := 0
+		for other, s := range b.starts {
+			if other != name && !s.After(start) && b.ends[other].After(start) {
+				running++
+			}
+		}
+		assert.Check(t, running < 2, "%s started while %d others ran", name, running)
+	}
 }
