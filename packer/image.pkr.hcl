@@ -1,0 +1,191 @@
+# The one template for every image of the tree (amichain.yaml). The runner passes image_name,
+# parent_ami, fingerprint, git_commit and playbook, plus the image's own vars; tests also set
+# the overrides below to build against a local EC2 API and a loopback sshd.
+
+packer {
+  required_version = ">= 1.12.0"
+  # Pinned exactly, like toolchain.env: a plugin change must be a deliberate version bump.
+  required_plugins {
+    amazon = {
+      source  = "github.com/hashicorp/amazon"
+      version = "= 1.3.6"
+    }
+    ansible = {
+      source  = "github.com/hashicorp/ansible"
+      version = "= 1.1.2"
+    }
+  }
+}
+
+variable "image_name" {
+  type        = string
+  description = "The image's name in amichain.yaml."
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.image_name))
+    error_message = "The image_name must be an image name from amichain.yaml (lower-case letters, digits and dashes)."
+  }
+}
+
+variable "parent_ami" {
+  type        = string
+  description = "The AMI this image is built FROM: the parent image's AMI, or the upstream OS image."
+  validation {
+    condition     = can(regex("^ami-[0-9a-z]+$", var.parent_ami))
+    error_message = "The parent_ami must be an AMI id (ami-...)."
+  }
+}
+
+variable "fingerprint" {
+  type        = string
+  description = "The content fingerprint of the image; its first 12 characters go into the AMI name."
+  validation {
+    condition     = var.fingerprint != ""
+    error_message = "The fingerprint must not be empty."
+  }
+}
+
+variable "git_commit" {
+  type    = string
+  default = "unknown"
+}
+
+variable "playbook" {
+  type        = string
+  description = "The Ansible playbook, relative to the repository root (e.g. ansible/web.yml)."
+  validation {
+    condition     = can(regex("^[^/].*\\.ya?ml$", var.playbook))
+    error_message = "The playbook must be a YAML file relative to the repository root, e.g. ansible/web.yml."
+  }
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "copy_regions" {
+  type    = list(string)
+  default = []
+}
+
+variable "instance_type" {
+  type    = string
+  default = "t3.small"
+}
+
+variable "volume_size" {
+  type    = number
+  default = 20
+}
+
+variable "ssh_username" {
+  type    = string
+  default = "admin"
+}
+
+# Overrides for tests. The defaults keep real-AWS behaviour; "" means unset.
+
+variable "ec2_endpoint" {
+  type    = string
+  default = ""
+}
+
+variable "subnet_id" {
+  type    = string
+  default = ""
+}
+
+variable "security_group_id" {
+  type    = string
+  default = ""
+}
+
+variable "ssh_keypair_name" {
+  type    = string
+  default = ""
+}
+
+variable "ssh_private_key_file" {
+  type    = string
+  default = ""
+}
+
+variable "ssh_host" {
+  type    = string
+  default = ""
+}
+
+variable "ssh_port" {
+  type    = number
+  default = 22
+}
+
+variable "ansible_extra_arguments" {
+  type    = list(string)
+  default = []
+}
+
+locals {
+  # Unique per build, so a rebuild of the same fingerprint never collides with an existing AMI.
+  ami_name  = "${var.image_name}-${substr(var.fingerprint, 0, 12)}-${formatdate("YYYYMMDDhhmmss", timestamp())}"
+  local_ec2 = var.ec2_endpoint != ""
+  tags = {
+    Name                   = local.ami_name
+    "amichain:image"       = var.image_name
+    "amichain:fingerprint" = var.fingerprint
+    "amichain:parent-ami"  = var.parent_ami
+    "amichain:commit"      = var.git_commit
+  }
+}
+
+source "amazon-ebs" "image" {
+  region          = var.region
+  source_ami      = var.parent_ami
+  instance_type   = var.instance_type
+  ami_name        = local.ami_name
+  ami_regions     = var.copy_regions
+  ami_description = "amichain ${var.image_name} ${var.fingerprint}"
+  tags            = local.tags
+  snapshot_tags   = local.tags
+  # Lets a leaked builder instance be traced back to its image.
+  run_tags = {
+    Name             = "amichain-build-${var.image_name}"
+    "amichain:image" = var.image_name
+  }
+
+  launch_block_device_mappings {
+    device_name           = "/dev/xvda"
+    volume_size           = var.volume_size
+    volume_type           = "gp3"
+    delete_on_termination = true
+  }
+
+  # null leaves the plugin's default (real AWS) in place.
+  custom_endpoint_ec2        = local.local_ec2 ? var.ec2_endpoint : null
+  skip_credential_validation = local.local_ec2
+  skip_region_validation     = local.local_ec2
+  skip_metadata_api_check    = local.local_ec2
+
+  subnet_id         = var.subnet_id != "" ? var.subnet_id : null
+  security_group_id = var.security_group_id != "" ? var.security_group_id : null
+
+  communicator         = "ssh"
+  ssh_username         = var.ssh_username
+  ssh_port             = var.ssh_port
+  ssh_host             = var.ssh_host != "" ? var.ssh_host : null
+  ssh_keypair_name     = var.ssh_keypair_name != "" ? var.ssh_keypair_name : null
+  ssh_private_key_file = var.ssh_private_key_file != "" ? var.ssh_private_key_file : null
+}
+
+build {
+  sources = ["source.amazon-ebs.image"]
+
+  provisioner "ansible" {
+    playbook_file = "${path.root}/../${var.playbook}"
+    # Ansible connects straight to the instance with the communicator's user and key.
+    use_proxy       = false
+    extra_arguments = concat(["--extra-vars", "image_name=${var.image_name}"], var.ansible_extra_arguments)
+    # Every builder instance is new, with a new host key.
+    ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False"]
+  }
+}
