@@ -133,6 +133,21 @@ func TestSystemChangesAreTagged(t *testing.T) {
 			checkTasks(t, file, tasks, nil, kind == "handlers")
 		})
 	}
+	for _, img := range images {
+		file := img.name + ".yml"
+		t.Run(file, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			assert.NilError(t, err)
+			var plays []map[string]any
+			assert.NilError(t, yaml.Unmarshal(data, &plays), file)
+			for _, play := range plays {
+				tags := stringList(play["tags"])
+				for _, section := range []string{"pre_tasks", "tasks", "post_tasks", "handlers"} {
+					checkTasks(t, file, taskList(t, file, play[section]), tags, section == "handlers")
+				}
+			}
+		})
+	}
 }
 
 // Modules that change nothing on the host, and modules that write files.
@@ -206,11 +221,11 @@ func taskList(t *testing.T, where string, v any) []map[string]any {
 		return nil
 	}
 	items, ok := v.([]any)
-	assert.Assert(t, ok, "%s: block is not a list", where)
+	assert.Assert(t, ok, "%s: not a list of tasks", where)
 	var tasks []map[string]any
 	for _, item := range items {
 		task, ok := item.(map[string]any)
-		assert.Assert(t, ok, "%s: block entry is not a mapping", where)
+		assert.Assert(t, ok, "%s: a task is not a mapping", where)
 		tasks = append(tasks, task)
 	}
 	return tasks
