@@ -74,14 +74,15 @@ deb $mirror bookworm-updates main
 deb ${mirror%/debian}/debian-security bookworm-security main
 SRC
 mount -t proc proc "$root/proc"
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root DEBIAN_FRONTEND=noninteractive "$@"; }
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root DEBIAN_FRONTEND=noninteractive "$@"; }
 
 log "installing ansible-core $ANSIBLE_CORE_VERSION, openssh-client, ca-certificates"
-in_root apt-get update -qq >&2
+aptlog=$cache/rootfs/apt.log
+in_root apt-get update >"$aptlog" 2>&1 || die "apt-get update failed; log: $aptlog"
 # Without --no-install-recommends ansible-core pulls 260 MB of collections.
-in_root apt-get install -y -qq --no-install-recommends "ansible-core=$ANSIBLE_CORE_VERSION-*" \
-	openssh-client ca-certificates >&2 ||
-	die "apt-get install failed; if Debian bookworm no longer has ansible-core $ANSIBLE_CORE_VERSION, update ANSIBLE_CORE_VERSION in toolchain.env"
+in_root apt-get install -y --no-install-recommends "ansible-core=$ANSIBLE_CORE_VERSION-*" \
+	openssh-client ca-certificates >>"$aptlog" 2>&1 ||
+	die "apt-get install failed (log: $aptlog); if Debian bookworm no longer has ansible-core $ANSIBLE_CORE_VERSION, update ANSIBLE_CORE_VERSION in toolchain.env"
 in_root apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
 
