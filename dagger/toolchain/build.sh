@@ -22,9 +22,11 @@ die() { log "error: $*"; exit 1; }
 
 [[ -n $registry ]] || die "no registry: pass one (e.g. 127.0.0.1:5000) or set DAGGER_KIT_REGISTRY (eval the engine kit's setup.sh first)"
 ((EUID == 0)) || die "run as root: debootstrap and chroot need it"
-for c in debootstrap docker skopeo; do
+for c in curl debootstrap docker skopeo; do
 	command -v "$c" >/dev/null || die "$c is missing: apt-get install --no-install-recommends $c"
 done
+curl -fsS -o /dev/null "http://$registry/v2/" ||
+	die "registry $registry does not answer: start the engine kit (eval \"\$(../shared/dagger-engine/setup.sh)\")"
 # shellcheck source=../../toolchain.env
 . "$repo/toolchain.env"
 
