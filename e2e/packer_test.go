@@ -5,6 +5,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,8 +190,7 @@ func TestPackerEndToEnd(t *testing.T) {
 	}
 
 	// 6. A failing Ansible task fails its image and its descendants, with Ansible's error,
-	// and records nothing for them.
-	failTask := "\n- name: Fail on purpose\n  ansible.builtin.fail:\n    msg: e2e-broken-task\n"
+	// and records nothing for them. The task goes first in the role, so the run fails fast.
 	for _, tc := range []struct {
 		file    string
 		want    map[string]build.Status
@@ -200,7 +203,7 @@ func TestPackerEndToEnd(t *testing.T) {
 			return m
 		}()},
 	} {
-		repotest.Append(t, e.Repo, tc.file, failTask)
+		prependTask(t, e.Repo, tc.file, "- name: Fail on purpose\n  ansible.builtin.fail:\n    msg: e2e-broken-task\n")
 		e.Commit(t, "break "+tc.failing)
 		res = buildClone(ctx, t, e)
 		assert.ErrorContains(t, res.err, "e2e-broken-task")
@@ -214,25 +217,36 @@ func TestPackerEndToEnd(t *testing.T) {
 	}
 
 	// 7. Killing a build midway records nothing; the next run finishes the job.
-	repotest.Append(t, e.Repo, baseRole, "# patched\n")
-	e.Commit(t, "patch base")
+	repotest.Append(t, e.Repo, workerRole, "# patched\n")
+	e.Commit(t, "patch worker")
 	launched := len(e.EC2.Launches())
 	cctx, cancel := context.WithCancel(ctx)
 	go func() {
 		for len(e.EC2.Launches()) == launched && cctx.Err() == nil {
 			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(2 * time.Second) // let Packer get into the build
+		time.Sleep(3 * time.Second) // let Packer get into the build
 		cancel()
 	}()
 	res = buildClone(cctx, t, e)
 	cancel()
 	assert.ErrorIs(t, res.err, context.Canceled)
-	assert.Equal(t, res.status["base"], build.Failed)
+	assert.Equal(t, res.status["worker"], build.Failed)
 	for n, ami := range before {
 		assert.Check(t, is.Equal(currentAMI(t, e, n), ami), "%s: a cancelled run must not change records", n)
 	}
+	assert.Assert(t, slices.Contains(e.EC2.Calls(), "TerminateInstances"))
 	res = buildClone(ctx, t, e)
 	assert.NilError(t, res.err)
-	assert.DeepEqual(t, res.status, all(build.Built))
+	assert.DeepEqual(t, res.status, only(build.Built, "worker"))
+}
+
+// prependTask puts task first in a task file, after its "---" line.
+func prependTask(t *testing.T, repo, rel, task string) {
+	p := filepath.Join(repo, rel)
+	data, err := os.ReadFile(p)
+	assert.NilError(t, err)
+	body, found := strings.CutPrefix(string(data), "---\n")
+	assert.Assert(t, found, "%s does not start with ---", rel)
+	assert.NilError(t, os.WriteFile(p, []byte("---\n"+task+"\n"+body), 0o644))
 }

@@ -186,6 +186,7 @@ build {
     use_proxy       = false
     extra_arguments = concat(["--extra-vars", "image_name=${var.image_name}"], var.ansible_extra_arguments)
     # Every builder instance is new, with a new host key.
-    ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False"]
+    # Pipelining runs modules over the open SSH session instead of copying files for each task.
+    ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_PIPELINING=True"]
   }
 }

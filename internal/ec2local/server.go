@@ -48,6 +48,7 @@ type Image struct {
 	CreationDate time.Time
 	State        string // default "available"
 	Tags         map[string]string
+	Description  string
 	// SourceInstance and SourceImage say what a created image was made from (for a copy:
 	// SourceImage is the copied AMI); seeded images have neither.
 	SourceInstance string
@@ -231,6 +232,16 @@ func (s *Server) handle(action, region string, f url.Values) (*response, *apiErr
 			return nil, err
 		}
 		s.images = slices.DeleteFunc(s.images, func(i *Image) bool { return i == img })
+		return &response{Return: "true"}, nil
+	case "ModifyImageAttribute":
+		// Packer sets ami_description this way once the image exists.
+		img, err := s.image(region, f.Get("ImageId"))
+		if err != nil {
+			return nil, err
+		}
+		if d := f.Get("Description.Value"); d != "" {
+			img.Description = d
+		}
 		return &response{Return: "true"}, nil
 	case "RunInstances":
 		return s.runInstances(region, f)

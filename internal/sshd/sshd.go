@@ -85,6 +85,9 @@ PermitRootLogin prohibit-password
 UsePAM no
 StrictModes no
 Subsystem sftp internal-sftp
+# bash sources ~/.bashrc for every command sshd runs unless it is a nested shell; a developer's
+# .bashrc (pyenv, nvm...) would add seconds to each Ansible task here, and nothing to the test.
+SetEnv SHLVL=1
 `, s.Port, hostKey, authorized, s.User)
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("sshd: %w", err)
