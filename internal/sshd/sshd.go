@@ -13,11 +13,11 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 // Server is a running sshd.
@@ -29,7 +29,7 @@ type Server struct {
 	KnownHostsPath string
 
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *testtool.Output
 	done chan struct{}
 }
 
@@ -101,7 +101,7 @@ SetEnv SHLVL=1
 		return nil, fmt.Errorf("sshd: %w", err)
 	}
 
-	s.log, s.done = &lockedBuffer{}, make(chan struct{})
+	s.log, s.done = &testtool.Output{}, make(chan struct{})
 	s.cmd = exec.Command(sshdPath, "-D", "-e", "-f", config)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	// Own process group: Close also ends the per-connection children.
@@ -165,7 +165,7 @@ func (s *Server) Close() error {
 // sshd binary t is skipped, or fails when AMICHAIN_REQUIRE_TOOLS=1.
 func StartTest(t testing.TB) *Server {
 	t.Helper()
-	s, err := Start(t.Context(), findSSHD(t), t.TempDir())
+	s, err := Start(t.Context(), testtool.Find(t, "sshd"), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,50 +177,6 @@ func StartTest(t testing.TB) *Server {
 	return s
 }
 
-// findSSHD looks in the repository's .tools/bin, then PATH, then Debian's /usr/sbin (often
-// not on PATH).
-func findSSHD(t testing.TB) string {
-	if root, err := moduleRoot(); err == nil {
-		if p := filepath.Join(root, ".tools", "bin", "sshd"); isExecutable(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("sshd"); err == nil {
-		return p
-	}
-	if isExecutable("/usr/sbin/sshd") {
-		return "/usr/sbin/sshd"
-	}
-	msg := "sshd not found in .tools/bin, PATH or /usr/sbin: run .ci/install-tools (it installs openssh-server)"
-	if os.Getenv("AMICHAIN_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg + " (AMICHAIN_REQUIRE_TOOLS=1 makes this a failure)")
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func isExecutable(p string) bool {
-	info, err := os.Stat(p)
-	return err == nil && !info.IsDir() && info.Mode()&0o111 != 0
-}
-
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -228,21 +184,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -4,9 +4,11 @@
 package testtool
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -44,7 +46,7 @@ func Find(t testing.TB, name string) string {
 	if p := filepath.Join("/usr/sbin", name); fileExists(p) {
 		return p
 	}
-	Missing(t, name+" not found in .tools/bin or PATH: run .ci/install-tools")
+	Missing(t, name+" not found in .tools/bin, PATH or /usr/sbin: run .ci/install-tools")
 	return ""
 }
 
@@ -70,4 +72,23 @@ func Missing(t testing.TB, msg string) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// Output collects what a tool running in the background writes, for a test to read while the
+// tool still writes (os/exec copies its output from another goroutine).
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
