@@ -8,32 +8,17 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 // Sources are the repository paths an image is made from.
 var sources = []string{"amichain.yaml", "toolchain.env", "packer", "ansible"}
 
-// Root returns the repository root: the nearest directory above the test with a go.mod.
-func Root(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	assert.NilError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "amichain.yaml")); err == nil {
-				return dir
-			}
-		}
-		parent := filepath.Dir(dir)
-		assert.Assert(t, parent != dir, "no repository root (go.mod + amichain.yaml) above the test")
-		dir = parent
-	}
-}
-
 // Copy copies the image sources into a new temporary directory and returns it.
 func Copy(t testing.TB) string {
 	t.Helper()
-	root := Root(t)
+	root := testtool.Root(t)
 	dst := t.TempDir()
 	for _, s := range sources {
 		src := filepath.Join(root, s)
