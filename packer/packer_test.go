@@ -1,11 +1,9 @@
 package packer_test
 
 import (
-	"errors"
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/amichain/amichain/core/tree"
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 const template = "packer/image.pkr.hcl"
@@ -119,17 +118,11 @@ type packer struct {
 // offline because .ci/install-tools installed the pinned plugins.
 func newPacker(t *testing.T) packer {
 	t.Helper()
-	root, err := filepath.Abs("..")
-	assert.NilError(t, err)
-	plugins := filepath.Join(root, ".tools", "packer-plugins")
-	if _, err := os.Stat(plugins); err != nil {
-		missingTool(t, "the Packer plugins are not installed in "+plugins)
-	}
 	p := packer{
-		bin:  findTool(t, root, "packer"),
-		root: root,
+		bin:  testtool.Find(t, "packer"),
+		root: testtool.Root(t),
 		env: []string{
-			"PACKER_PLUGIN_PATH=" + plugins,
+			"PACKER_PLUGIN_PATH=" + testtool.PluginDir(t),
 			"PACKER_CONFIG_DIR=" + t.TempDir(),
 			"CHECKPOINT_DISABLE=1",
 			// A proxy that refuses every connection: init must not need the network.
@@ -158,31 +151,4 @@ func validateArgs(vars map[string]string) []string {
 		args = append(args, "-var", k+"="+vars[k])
 	}
 	return append(args, template)
-}
-
-// findTool looks in the repository's .tools/bin, then on PATH.
-func findTool(t *testing.T, root, name string) string {
-	t.Helper()
-	local := filepath.Join(root, ".tools", "bin", name)
-	if _, err := os.Stat(local); err == nil {
-		return local
-	}
-	bin, err := exec.LookPath(name)
-	if err == nil {
-		return bin
-	}
-	if !errors.Is(err, exec.ErrNotFound) {
-		t.Fatalf("look for %s: %v", name, err)
-	}
-	missingTool(t, name+" not found in .tools/bin or PATH")
-	return ""
-}
-
-func missingTool(t *testing.T, problem string) {
-	t.Helper()
-	msg := problem + ": run .ci/install-tools"
-	if os.Getenv("AMICHAIN_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/amichain/amichain/core/build"
 	"github.com/amichain/amichain/core/packer"
 	"github.com/amichain/amichain/core/tree"
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 func request(template string, vars map[string]string) build.Request {
@@ -156,24 +156,6 @@ func TestParseResult(t *testing.T) {
 	}
 }
 
-// packerBin finds the packer binary: .tools/bin first, then PATH.
-func packerBin(t *testing.T) string {
-	t.Helper()
-	if p, err := filepath.Abs("../../.tools/bin/packer"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("packer"); err == nil {
-		return p
-	}
-	if os.Getenv("AMICHAIN_REQUIRE_TOOLS") == "1" {
-		t.Fatal("packer not found in .tools/bin or PATH: run .ci/install-tools")
-	}
-	t.Skip("packer not found in .tools/bin or PATH: run .ci/install-tools")
-	return ""
-}
-
 // newRunner runs packer on the templates in testdata, with scratch plugin and config dirs.
 func newRunner(t *testing.T, script string) (*packer.Runner, *bytes.Buffer) {
 	t.Helper()
@@ -182,7 +164,7 @@ func newRunner(t *testing.T, script string) (*packer.Runner, *bytes.Buffer) {
 	scratch := t.TempDir()
 	var log bytes.Buffer
 	return &packer.Runner{
-		Packer: packerBin(t),
+		Packer: testtool.Find(t, "packer"),
 		Dir:    dir,
 		Env:    []string{"PACKER_PLUGIN_PATH=" + filepath.Join(scratch, "plugins"), "PACKER_CONFIG_DIR=" + scratch},
 		Vars:   map[string]string{"script": script},

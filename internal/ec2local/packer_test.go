@@ -2,7 +2,6 @@ package ec2local_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/amichain/amichain/internal/ec2local"
 	"github.com/amichain/amichain/internal/sshd"
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 const upstreamAMI = "ami-0000000000000deb1"
@@ -24,7 +24,7 @@ const upstreamAMI = "ami-0000000000000deb1"
 // TestPackerBuild runs the real Packer and amazon plugin against the fake, with a real sshd
 // standing in for the instance.
 func TestPackerBuild(t *testing.T) {
-	packer, plugins := findPacker(t)
+	packer, plugins := testtool.Find(t, "packer"), testtool.PluginDir(t)
 	ssh := sshd.StartTest(t)
 	tests := []struct {
 		name      string
@@ -100,26 +100,4 @@ func runPacker(t *testing.T, packer, plugins string, vars map[string]string) (st
 		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=ec2local-dummy-secret", "AWS_EC2_METADATA_DISABLED=true")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// findPacker looks in the repository's .tools first, then PATH.
-func findPacker(t *testing.T) (packer, plugins string) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	assert.NilError(t, err)
-	plugins = filepath.Join(root, ".tools", "packer-plugins")
-	packer = filepath.Join(root, ".tools", "bin", "packer")
-	if _, err := os.Stat(packer); err != nil {
-		packer, err = exec.LookPath("packer")
-		if errors.Is(err, exec.ErrNotFound) {
-			packer = ""
-		}
-	}
-	if _, err := os.Stat(plugins); packer == "" || err != nil {
-		msg := "packer or its plugins not found in .tools (or packer on PATH): run .ci/install-tools"
-		if os.Getenv("AMICHAIN_REQUIRE_TOOLS") == "1" {
-			t.Fatal(msg + " (AMICHAIN_REQUIRE_TOOLS=1 makes this a failure)")
-		}
-		t.Skip(msg)
-	}
-	return packer, plugins
 }
