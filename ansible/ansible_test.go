@@ -3,7 +3,6 @@ package ansible_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 // images lists the playbooks, and for the images that configure a secret-using agent, the
@@ -34,7 +35,7 @@ var images = []struct {
 }
 
 func TestSyntax(t *testing.T) {
-	bin := ansiblePlaybook(t)
+	bin := testtool.Find(t, "ansible-playbook")
 	for _, img := range images {
 		t.Run(img.name, func(t *testing.T) {
 			t.Parallel()
@@ -47,7 +48,7 @@ func TestSyntax(t *testing.T) {
 // TestIdempotent provisions each image in test mode twice: the first run must write the image's
 // files, the second must find nothing to change.
 func TestIdempotent(t *testing.T) {
-	bin := ansiblePlaybook(t)
+	bin := testtool.Find(t, "ansible-playbook")
 	for _, img := range images {
 		t.Run(img.name, func(t *testing.T) {
 			t.Parallel()
@@ -76,7 +77,7 @@ func TestIdempotent(t *testing.T) {
 // TestRefusesBuildTimeSecret passes a secret the way a careless build would and checks that the
 // playbook fails, says which variable to remove, and that the value lands in no file and no output.
 func TestRefusesBuildTimeSecret(t *testing.T) {
-	bin := ansiblePlaybook(t)
+	bin := testtool.Find(t, "ansible-playbook")
 	const secret = "sentinel-0f3c9a7e51d2"
 	tests := []struct {
 		image, variable, task string
@@ -294,27 +295,4 @@ func run(ctx context.Context, t *testing.T, bin string, args ...string) (string,
 	)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// ansiblePlaybook finds ansible-playbook in the repository's .tools/bin, then on PATH.
-func ansiblePlaybook(t *testing.T) string {
-	t.Helper()
-	local, err := filepath.Abs(filepath.Join("..", ".tools", "bin", "ansible-playbook"))
-	assert.NilError(t, err)
-	if _, err := os.Stat(local); err == nil {
-		return local
-	}
-	bin, err := exec.LookPath("ansible-playbook")
-	if err == nil {
-		return bin
-	}
-	if !errors.Is(err, exec.ErrNotFound) {
-		t.Fatalf("look for ansible-playbook: %v", err)
-	}
-	msg := "ansible-playbook not found in .tools/bin or PATH: run .ci/install-tools"
-	if os.Getenv("AMICHAIN_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
