@@ -20,6 +20,7 @@ import (
 
 	"github.com/amichain/amichain/core/toolchain"
 	"github.com/amichain/amichain/core/tree"
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 const fixture = "testdata/repo"
@@ -94,13 +95,7 @@ func TestSumIgnoresMtimesAndLocation(t *testing.T) {
 }
 
 func TestSumSameInAGitClone(t *testing.T) {
-	gitBin, err := exec.LookPath("git")
-	if err != nil {
-		if os.Getenv("AMICHAIN_REQUIRE_TOOLS") == "1" {
-			t.Fatal("git not found in PATH (AMICHAIN_REQUIRE_TOOLS=1): install git")
-		}
-		t.Skip("git not found in PATH: install git (apt-get install git)")
-	}
+	gitBin := testtool.Find(t, "git")
 	git := func(dir string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(gitBin, append([]string{"-C", dir, "-c", "user.name=amichain", "-c", "user.email=ci@amichain.invalid", "-c", "commit.gpgsign=false"}, args...)...)
