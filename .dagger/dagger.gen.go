@@ -202,48 +202,6 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 	switch parentName {
 	case "Amichain":
 		switch fnName {
-		case "ProbeContainer":
-			var parent Amichain
-			err = json.Unmarshal(parentJSON, &parent)
-			if err != nil {
-				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
-			}
-			var url string
-			if inputArgs["url"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["url"]), &url)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg url", err))
-				}
-			}
-			var svc *dagger.Service
-			if inputArgs["svc"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["svc"]), &svc)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg svc", err))
-				}
-			}
-			return (*Amichain).ProbeContainer(&parent, ctx, url, svc)
-		case "ProbeModule":
-			var parent Amichain
-			err = json.Unmarshal(parentJSON, &parent)
-			if err != nil {
-				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
-			}
-			var svc *dagger.Service
-			if inputArgs["svc"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["svc"]), &svc)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg svc", err))
-				}
-			}
-			var url string
-			if inputArgs["url"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["url"]), &url)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg url", err))
-				}
-			}
-			return (*Amichain).ProbeModule(&parent, ctx, svc, url)
 		case "Tools":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
