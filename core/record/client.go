@@ -16,15 +16,20 @@ type Options struct {
 	Region string
 	// Endpoint is an S3-compatible server's URL (e.g. versitygw); empty means AWS S3.
 	Endpoint string
+	// Credentials replace the default chain, e.g. keys handed to the Dagger module as secrets.
+	Credentials aws.CredentialsProvider
 }
 
-// NewClient returns an S3 client using the SDK's default credential chain (environment,
-// profile, SSO, container or instance role). It fails early, without printing any secret,
+// NewClient returns an S3 client using opts.Credentials or else the SDK's default credential
+// chain (environment, profile, SSO, container or instance role). It fails early, without printing any secret,
 // when no credentials or no region can be found.
 func NewClient(ctx context.Context, opts Options) (*s3.Client, error) {
 	var load []func(*config.LoadOptions) error
 	if opts.Region != "" {
 		load = append(load, config.WithRegion(opts.Region))
+	}
+	if opts.Credentials != nil {
+		load = append(load, config.WithCredentialsProvider(opts.Credentials))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {

@@ -79,10 +79,14 @@ func fixed(ctx context.Context, api DescribeImagesAPI, id string) (string, error
 	return id, nil
 }
 
-// NewClient builds an EC2 client for region with the SDK's default credential chain; a
-// non-empty endpoint replaces the AWS one (a local EC2 API in tests).
-func NewClient(ctx context.Context, region, endpoint string) (*ec2.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+// NewClient builds an EC2 client for region with creds, or the SDK's default credential chain
+// when creds is nil; a non-empty endpoint replaces the AWS one (a local EC2 API in tests).
+func NewClient(ctx context.Context, region, endpoint string, creds aws.CredentialsProvider) (*ec2.Client, error) {
+	load := []func(*config.LoadOptions) error{config.WithRegion(region)}
+	if creds != nil {
+		load = append(load, config.WithCredentialsProvider(creds))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration for region %s: %w", region, err)
 	}

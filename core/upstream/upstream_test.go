@@ -35,7 +35,7 @@ func TestResolve(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-never-shown")
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	api, err := upstream.NewClient(t.Context(), "us-east-1", srv.URL())
+	api, err := upstream.NewClient(t.Context(), "us-east-1", srv.URL(), nil)
 	assert.NilError(t, err)
 
 	tests := []struct {

@@ -150,7 +150,7 @@ func (e *Env) Build(ctx context.Context, t *testing.T, dir string, log io.Writer
 // Load loads a run over the checkout at dir.
 func (e *Env) Load(ctx context.Context, t *testing.T, dir string, b build.Builder, force ...string) (*run.Run, error) {
 	t.Helper()
-	ec2c, err := upstream.NewClient(ctx, Region, e.EC2.URL())
+	ec2c, err := upstream.NewClient(ctx, Region, e.EC2.URL(), nil)
 	assert.NilError(t, err)
 	return run.Load(ctx, run.Options{
 		Source: os.DirFS(dir), Records: e.Store, EC2: ec2c, Builder: b, Force: force,
