@@ -61,25 +61,161 @@ func convertSlice[I any, O any](in []I, f func(I) O) []O {
 
 func (r Amichain) MarshalJSON() ([]byte, error) {
 	var concrete struct {
-		Source    *dagger.Directory
-		Toolchain *dagger.Container
+		Source              *dagger.Directory
+		Git                 *dagger.Directory
+		Bucket              string
+		Prefix              string
+		Region              string
+		CopyRegions         []string
+		S3Endpoint          string
+		EC2Endpoint         string
+		AwsAccessKeyID      *dagger.Secret
+		AwsSecretAccessKey  *dagger.Secret
+		AwsSessionToken     *dagger.Secret
+		AwsWebIdentityToken *dagger.Secret
+		AwsRoleArn          string
+		Commit              string
+		Branch              string
+		Toolchain           *dagger.Container
+		Parallel            int
+		MaxAge              string
+		Force               []string
+		ServiceNames        []string
+		Services            []*dagger.Service
+		PackerVars          []string
+		SecretPaths         []string
+		Secrets             []*dagger.Secret
 	}
 	concrete.Source = r.Source
+	concrete.Git = r.Git
+	concrete.Bucket = r.Bucket
+	concrete.Prefix = r.Prefix
+	concrete.Region = r.Region
+	concrete.CopyRegions = r.CopyRegions
+	concrete.S3Endpoint = r.S3Endpoint
+	concrete.EC2Endpoint = r.EC2Endpoint
+	concrete.AwsAccessKeyID = r.AwsAccessKeyID
+	concrete.AwsSecretAccessKey = r.AwsSecretAccessKey
+	concrete.AwsSessionToken = r.AwsSessionToken
+	concrete.AwsWebIdentityToken = r.AwsWebIdentityToken
+	concrete.AwsRoleArn = r.AwsRoleArn
+	concrete.Commit = r.Commit
+	concrete.Branch = r.Branch
 	concrete.Toolchain = r.Toolchain
+	concrete.Parallel = r.Parallel
+	concrete.MaxAge = r.MaxAge
+	concrete.Force = r.Force
+	concrete.ServiceNames = r.ServiceNames
+	concrete.Services = r.Services
+	concrete.PackerVars = r.PackerVars
+	concrete.SecretPaths = r.SecretPaths
+	concrete.Secrets = r.Secrets
 	return json.Marshal(&concrete)
 }
 
 func (r *Amichain) UnmarshalJSON(bs []byte) error {
 	var concrete struct {
-		Source    *dagger.Directory
-		Toolchain *dagger.Container
+		Source              *dagger.Directory
+		Git                 *dagger.Directory
+		Bucket              string
+		Prefix              string
+		Region              string
+		CopyRegions         []string
+		S3Endpoint          string
+		EC2Endpoint         string
+		AwsAccessKeyID      *dagger.Secret
+		AwsSecretAccessKey  *dagger.Secret
+		AwsSessionToken     *dagger.Secret
+		AwsWebIdentityToken *dagger.Secret
+		AwsRoleArn          string
+		Commit              string
+		Branch              string
+		Toolchain           *dagger.Container
+		Parallel            int
+		MaxAge              string
+		Force               []string
+		ServiceNames        []string
+		Services            []*dagger.Service
+		PackerVars          []string
+		SecretPaths         []string
+		Secrets             []*dagger.Secret
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
 		return err
 	}
 	r.Source = concrete.Source
+	r.Git = concrete.Git
+	r.Bucket = concrete.Bucket
+	r.Prefix = concrete.Prefix
+	r.Region = concrete.Region
+	r.CopyRegions = concrete.CopyRegions
+	r.S3Endpoint = concrete.S3Endpoint
+	r.EC2Endpoint = concrete.EC2Endpoint
+	r.AwsAccessKeyID = concrete.AwsAccessKeyID
+	r.AwsSecretAccessKey = concrete.AwsSecretAccessKey
+	r.AwsSessionToken = concrete.AwsSessionToken
+	r.AwsWebIdentityToken = concrete.AwsWebIdentityToken
+	r.AwsRoleArn = concrete.AwsRoleArn
+	r.Commit = concrete.Commit
+	r.Branch = concrete.Branch
 	r.Toolchain = concrete.Toolchain
+	r.Parallel = concrete.Parallel
+	r.MaxAge = concrete.MaxAge
+	r.Force = concrete.Force
+	r.ServiceNames = concrete.ServiceNames
+	r.Services = concrete.Services
+	r.PackerVars = concrete.PackerVars
+	r.SecretPaths = concrete.SecretPaths
+	r.Secrets = concrete.Secrets
+	return nil
+}
+
+func (r Image) MarshalJSON() ([]byte, error) {
+	var concrete struct {
+		Name        string
+		Ami         string
+		Amis        []string
+		Region      string
+		Fingerprint string
+		ParentAmi   string
+		Status      string
+		Reasons     []string
+	}
+	concrete.Name = r.Name
+	concrete.Ami = r.Ami
+	concrete.Amis = r.Amis
+	concrete.Region = r.Region
+	concrete.Fingerprint = r.Fingerprint
+	concrete.ParentAmi = r.ParentAmi
+	concrete.Status = r.Status
+	concrete.Reasons = r.Reasons
+	return json.Marshal(&concrete)
+}
+
+func (r *Image) UnmarshalJSON(bs []byte) error {
+	var concrete struct {
+		Name        string
+		Ami         string
+		Amis        []string
+		Region      string
+		Fingerprint string
+		ParentAmi   string
+		Status      string
+		Reasons     []string
+	}
+	err := json.Unmarshal(bs, &concrete)
+	if err != nil {
+		return err
+	}
+	r.Name = concrete.Name
+	r.Ami = concrete.Ami
+	r.Amis = concrete.Amis
+	r.Region = concrete.Region
+	r.Fingerprint = concrete.Fingerprint
+	r.ParentAmi = concrete.ParentAmi
+	r.Status = concrete.Status
+	r.Reasons = concrete.Reasons
 	return nil
 }
 
@@ -202,6 +338,48 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 	switch parentName {
 	case "Amichain":
 		switch fnName {
+		case "Base":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).Base(&parent, ctx)
+		case "BuildAgent":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).BuildAgent(&parent, ctx)
+		case "BuildAll":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).BuildAll(&parent, ctx)
+		case "DeployAgent":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).DeployAgent(&parent, ctx)
+		case "Ids":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).Ids(&parent, ctx)
+		case "Plan":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).Plan(&parent, ctx)
 		case "Tools":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -209,6 +387,83 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
 			return (*Amichain).Tools(&parent, ctx)
+		case "Web":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).Web(&parent, ctx)
+		case "WithPackerVar":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var name string
+			if inputArgs["name"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["name"]), &name)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg name", err))
+				}
+			}
+			var value string
+			if inputArgs["value"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["value"]), &value)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg value", err))
+				}
+			}
+			return (*Amichain).WithPackerVar(&parent, name, value), nil
+		case "WithSecretFile":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var path string
+			if inputArgs["path"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["path"]), &path)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg path", err))
+				}
+			}
+			var secret *dagger.Secret
+			if inputArgs["secret"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["secret"]), &secret)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secret", err))
+				}
+			}
+			return (*Amichain).WithSecretFile(&parent, path, secret), nil
+		case "WithService":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var name string
+			if inputArgs["name"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["name"]), &name)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg name", err))
+				}
+			}
+			var svc *dagger.Service
+			if inputArgs["svc"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["svc"]), &svc)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg svc", err))
+				}
+			}
+			return (*Amichain).WithService(&parent, name, svc), nil
+		case "Worker":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).Worker(&parent, ctx)
 		case "":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -222,6 +477,104 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg source", err))
 				}
 			}
+			var git *dagger.Directory
+			if inputArgs["git"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["git"]), &git)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg git", err))
+				}
+			}
+			var bucket string
+			if inputArgs["bucket"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["bucket"]), &bucket)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg bucket", err))
+				}
+			}
+			var prefix string
+			if inputArgs["prefix"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["prefix"]), &prefix)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg prefix", err))
+				}
+			}
+			var region string
+			if inputArgs["region"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["region"]), &region)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg region", err))
+				}
+			}
+			var copyRegions []string
+			if inputArgs["copyRegions"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["copyRegions"]), &copyRegions)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg copyRegions", err))
+				}
+			}
+			var s3Endpoint string
+			if inputArgs["s3Endpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["s3Endpoint"]), &s3Endpoint)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg s3Endpoint", err))
+				}
+			}
+			var ec2Endpoint string
+			if inputArgs["ec2Endpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["ec2Endpoint"]), &ec2Endpoint)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ec2Endpoint", err))
+				}
+			}
+			var awsAccessKeyId *dagger.Secret
+			if inputArgs["awsAccessKeyId"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["awsAccessKeyId"]), &awsAccessKeyId)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg awsAccessKeyId", err))
+				}
+			}
+			var awsSecretAccessKey *dagger.Secret
+			if inputArgs["awsSecretAccessKey"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["awsSecretAccessKey"]), &awsSecretAccessKey)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg awsSecretAccessKey", err))
+				}
+			}
+			var awsSessionToken *dagger.Secret
+			if inputArgs["awsSessionToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["awsSessionToken"]), &awsSessionToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg awsSessionToken", err))
+				}
+			}
+			var awsWebIdentityToken *dagger.Secret
+			if inputArgs["awsWebIdentityToken"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["awsWebIdentityToken"]), &awsWebIdentityToken)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg awsWebIdentityToken", err))
+				}
+			}
+			var awsRoleArn string
+			if inputArgs["awsRoleArn"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["awsRoleArn"]), &awsRoleArn)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg awsRoleArn", err))
+				}
+			}
+			var commit string
+			if inputArgs["commit"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["commit"]), &commit)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg commit", err))
+				}
+			}
+			var branch string
+			if inputArgs["branch"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["branch"]), &branch)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg branch", err))
+				}
+			}
 			var toolchain *dagger.Container
 			if inputArgs["toolchain"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["toolchain"]), &toolchain)
@@ -229,7 +582,28 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg toolchain", err))
 				}
 			}
-			return New(source, toolchain), nil
+			var parallel int
+			if inputArgs["parallel"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["parallel"]), &parallel)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg parallel", err))
+				}
+			}
+			var maxAge string
+			if inputArgs["maxAge"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["maxAge"]), &maxAge)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg maxAge", err))
+				}
+			}
+			var force []string
+			if inputArgs["force"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["force"]), &force)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg force", err))
+				}
+			}
+			return New(source, git, bucket, prefix, region, copyRegions, s3Endpoint, ec2Endpoint, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, parallel, maxAge, force)
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

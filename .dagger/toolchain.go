@@ -32,3 +32,23 @@ func loadTools(ctx context.Context, source *dagger.Directory) (toolchain.Version
 func defaultToolchain(v toolchain.Versions) *dagger.Container {
 	return dag.Container().From(toolchainImage(v))
 }
+
+// Tools prints the toolchain container's Packer, plugins and Ansible versions.
+func (m *Amichain) Tools(ctx context.Context) (string, error) {
+	ctr, err := m.toolchain(ctx)
+	if err != nil {
+		return "", err
+	}
+	return ctr.WithExec([]string{"sh", "-c", "packer version && packer plugins installed && ansible-playbook --version | head -n1"}).Stdout(ctx)
+}
+
+func (m *Amichain) toolchain(ctx context.Context) (*dagger.Container, error) {
+	if m.Toolchain != nil {
+		return m.Toolchain, nil
+	}
+	v, err := loadTools(ctx, m.Source)
+	if err != nil {
+		return nil, fmt.Errorf("toolchain: %w", err)
+	}
+	return defaultToolchain(v), nil
+}
