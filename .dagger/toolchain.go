@@ -11,7 +11,7 @@ import (
 )
 
 // toolchainImage names the pinned toolchain image for the pins in toolchain.env. No registry
-// host: the engine resolves it like any docker.io name (a mirror can serve it).
+// host: the engine resolves it like any unqualified name (a mirror can serve it).
 // Keep in sync with dagger/toolchain/build.sh.
 func toolchainImage(v toolchain.Versions) string {
 	return fmt.Sprintf("amichain/toolchain:packer-%s-amazon-%s-ansible-%s-core-%s",
