@@ -3,13 +3,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/amichain/amichain/core/build"
 	"github.com/amichain/amichain/internal/e2eenv"
 	"github.com/amichain/amichain/internal/repotest"
+	"github.com/amichain/amichain/internal/testtool"
 )
 
 const (
@@ -41,24 +40,6 @@ func (c *counting) Build(ctx context.Context, req build.Request) (build.Result, 
 	return c.Builder.Build(ctx, req)
 }
 
-// syncBuffer keeps Packer's log for a failure message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type result struct {
 	sum    build.Summary
 	err    error
@@ -71,7 +52,7 @@ type result struct {
 func buildClone(ctx context.Context, t *testing.T, e *e2eenv.Env, force ...string) result {
 	t.Helper()
 	dir := e.Clone(t)
-	log := &syncBuffer{}
+	log := &testtool.Output{} // Packer's log, for a failure message
 	b := &counting{Builder: e.Runner(t, dir, log)}
 	start := time.Now()
 	r, err := e.Load(ctx, t, dir, b, force...)
