@@ -49,7 +49,7 @@ func TestDaggerEndToEnd(t *testing.T) {
 	src := e.Clone(t)
 	port := func(u string) string { return u[strings.LastIndex(u, ":")+1:] }
 	s3Port, ec2Port := port(e.S3.Endpoint), port(e.EC2.URL())
-	call := func(t *testing.T, fn string) (string, error) {
+	call := func(t *testing.T, fn ...string) (string, error) {
 		args := []string{"--progress=plain", "-m", root, "call",
 			"--source", src, "--git", filepath.Join(src, ".git"),
 			"--bucket", e.S3.Bucket, "--s3-endpoint", "http://s3:" + s3Port, "--ec2-endpoint", "http://ec2:" + ec2Port,
@@ -67,7 +67,7 @@ func TestDaggerEndToEnd(t *testing.T) {
 		} {
 			args = append(args, "with-packer-var", "--name", k, "--value", v)
 		}
-		cmd := exec.CommandContext(t.Context(), dagger, append(args, fn)...)
+		cmd := exec.CommandContext(t.Context(), dagger, append(args, fn...)...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		start := time.Now()
@@ -96,6 +96,15 @@ func TestDaggerEndToEnd(t *testing.T) {
 	out, err = call(t, "build-all")
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(out, "0 built, 0 reused, 5 up to date"))
+	assert.Equal(t, len(e.EC2.Launches()), 5)
+
+	// ids lists the records; one image's function returns that image (up to date: no build).
+	out, err = call(t, "ids")
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(out, baseAMI))
+	out, err = call(t, "web", "ami")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(strings.TrimSpace(out), currentAMI(t, e, "web")))
 	assert.Equal(t, len(e.EC2.Launches()), 5)
 
 	// 3. After a role edit, plan names the file and only the image that uses it.
