@@ -5,7 +5,6 @@ package plan
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -273,7 +272,7 @@ func (p *Plan) Names() []string {
 	for i, s := range p.Steps {
 		out[i] = s.Image.Name
 	}
-	return slices.Clip(out)
+	return out
 }
 
 // String renders the plan as a table: what each image is, and why.
