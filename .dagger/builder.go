@@ -82,28 +82,22 @@ func (b *containerBuilder) Build(ctx context.Context, req build.Request) (build.
 	// A failed exec is an error, and errors are not cached: the next run tries again.
 	out, err := ctr.WithExec(append([]string{"packer"}, cmds.Build...)).Stdout(ctx)
 	var execErr *dagger.ExecError
-	switch {
-	case errors.As(err, &execErr) && slicesHasPrefix(execErr.Cmd, "packer", "build"):
-		return packer.ParseResult(req.Image.Name, b.region, execErr.ExitCode, strings.NewReader(execErr.Stdout))
-	case errors.As(err, &execErr):
-		return build.Result{}, fmt.Errorf("packer %s %s failed (exit %d): %s", execErr.Cmd[1], req.Image.Name,
-			execErr.ExitCode, strings.TrimSpace(lastLines(execErr.Stdout+"\n"+execErr.Stderr, 15)))
-	case err != nil:
-		return build.Result{}, fmt.Errorf("packer build %s: %w", req.Image.Name, err)
-	}
-	return packer.ParseResult(req.Image.Name, b.region, 0, strings.NewReader(out))
-}
-
-func slicesHasPrefix(s []string, prefix ...string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i, p := range prefix {
-		if s[i] != p {
-			return false
+	if !errors.As(err, &execErr) {
+		if err != nil {
+			return build.Result{}, fmt.Errorf("packer build %s: %w", req.Image.Name, err)
 		}
+		return packer.ParseResult(req.Image.Name, b.region, 0, strings.NewReader(out))
 	}
-	return true
+	// The build's output is judged like the host runner's; init or validate failing is not.
+	step := "build"
+	if len(execErr.Cmd) > 1 {
+		step = execErr.Cmd[1]
+	}
+	if step == "build" {
+		return packer.ParseResult(req.Image.Name, b.region, execErr.ExitCode, strings.NewReader(execErr.Stdout))
+	}
+	return build.Result{}, fmt.Errorf("packer %s %s failed (exit %d): %s", step, req.Image.Name,
+		execErr.ExitCode, strings.TrimSpace(lastLines(execErr.Stdout+"\n"+execErr.Stderr, 15)))
 }
 
 func lastLines(s string, n int) string {
