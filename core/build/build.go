@@ -32,6 +32,10 @@ type Executor struct {
 	Commit   string
 	Branch   string
 	Now      func() time.Time
+
+	// Coordination between runs that share the bucket and recovery of finished builds: see
+	// Coordination. The zero value works for a single run.
+	Coordination
 }
 
 // Status is what happened to an image in a run.
@@ -188,6 +192,11 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 		return out
 	}
 
+	return e.settle(ctx, step, out, slots)
+}
+
+// build runs the Builder for a stale step and records what it built.
+func (e *Executor) build(ctx context.Context, step plan.Step, out Outcome, slots chan struct{}) Outcome {
 	select {
 	case slots <- struct{}{}:
 	case <-ctx.Done():
@@ -206,10 +215,6 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 	if err != nil {
 		return failed(out, err)
 	}
-	if err := ctx.Err(); err != nil {
-		// Cancelled after the build returned: do not record what the user stopped.
-		return failed(out, err)
-	}
 	rec := record.Record{
 		Scheme:      record.Scheme,
 		Image:       step.Image.Name,
@@ -224,8 +229,9 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 		BuiltAt:     e.now().UTC(),
 		Tools:       e.Planner.Tools,
 	}
-	if err := e.Records.Save(ctx, rec); err != nil {
-		return failed(out, fmt.Errorf("built %s but could not record it: %w", res.AMIs[res.Region], err))
+	// The AMI exists now, whatever happens to ctx: record it (see saveBuilt).
+	if err := e.saveBuilt(ctx, rec); err != nil {
+		return failed(out, err)
 	}
 	out.Status, out.Region, out.AMIs = Built, res.Region, res.AMIs
 	return out
