@@ -94,6 +94,9 @@ type Planner struct {
 	// updates even when nothing in the repository changed.
 	MaxAge time.Duration
 	Now    func() time.Time
+	// Live, when set, makes up to date and reuse require the recorded AMI to exist and be
+	// available in every region its record names; nil trusts the records.
+	Live Liveness
 }
 
 // Plan decides every image, or only the named one and its ancestors.
@@ -108,6 +111,10 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 		}
 	}
 	current, err := p.currents(ctx, selected)
+	if err != nil {
+		return nil, err
+	}
+	known, err := p.checkAll(ctx, current)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +133,7 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 		if parentStale {
 			step, err = p.parentStale(img, current[img.Name])
 		} else {
-			step, err = p.decide(ctx, img, parentAMI, current[img.Name])
+			step, err = p.decide(ctx, img, parentAMI, current[img.Name], known)
 		}
 		if err != nil {
 			return nil, err
@@ -183,10 +190,10 @@ func (p *Planner) Step(ctx context.Context, img tree.Image, parentAMI string) (S
 	if err != nil {
 		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
 	}
-	return p.decide(ctx, img, parentAMI, cur)
+	return p.decide(ctx, img, parentAMI, cur, nil)
 }
 
-func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, cur *record.Record) (Step, error) {
+func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, cur *record.Record, known deadSet) (Step, error) {
 	set, err := p.Hasher.Compute(img, p.Tools, parentAMI)
 	if err != nil {
 		return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
@@ -201,7 +208,16 @@ func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, 
 			step.Reasons = []string{old}
 			return step, nil
 		}
-		step.Status, step.Match = UpToDate, cur
+		why, err := p.dead(ctx, cur, known)
+		if err != nil {
+			return Step{}, err
+		}
+		if why == "" {
+			step.Status, step.Match = UpToDate, cur
+			return step, nil
+		}
+		// Built from these inputs, but the AMI is gone: nothing in the index can be newer.
+		step.Reasons = []string{why}
 		return step, nil
 	}
 	var changed []string
@@ -215,7 +231,13 @@ func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, 
 		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
 	}
 	if prev != nil {
-		if old := p.tooOld(prev); old == "" {
+		why, err := p.dead(ctx, prev, nil)
+		if err != nil {
+			return Step{}, err
+		}
+		if why != "" {
+			changed = append(changed, "not reusing "+prev.AMI()+", built from these inputs before: "+why)
+		} else if old := p.tooOld(prev); old == "" {
 			step.Status, step.Match = Reuse, prev
 			step.Reasons = append(changed, fmt.Sprintf("reusing %s, built from these inputs on %s",
 				prev.AMI(), prev.BuiltAt.UTC().Format(time.RFC3339)))
