@@ -36,6 +36,12 @@ type Records interface {
 	ByFingerprint(ctx context.Context, image, fingerprint string) (*record.Record, error)
 }
 
+// Repairer is implemented by record stores that can rewrite what an interrupted save left
+// disagreeing with a current record (its .txt, its index entry); *record.Store is one.
+type Repairer interface {
+	Repair(ctx context.Context, cur *record.Record) ([]string, error)
+}
+
 // Fingerprinter computes an image's inputs; *fingerprint.Hasher is the real one.
 type Fingerprinter interface {
 	Compute(img tree.Image, tools toolchain.Versions, parentAMI string) (fingerprint.Set, error)
@@ -110,7 +116,7 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 			return nil, fmt.Errorf("force: unknown image %q (images: %v)", name, p.Tree.Names())
 		}
 	}
-	current, err := p.currents(ctx, selected)
+	current, repaired, err := p.currents(ctx, selected)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +144,7 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 		if err != nil {
 			return nil, err
 		}
+		step.Reasons = append(step.Reasons, repaired[img.Name]...)
 		byName[img.Name] = step
 		out.Steps = append(out.Steps, step)
 	}
@@ -145,24 +152,33 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 }
 
 // currents reads the selected images' records concurrently: with a thousand images, one
-// round trip after another would dominate planning.
-func (p *Planner) currents(ctx context.Context, selected map[string]bool) (map[string]*record.Record, error) {
+// round trip after another would dominate planning. It repairs what disagrees with them (see
+// Repairer) and returns what it repaired, by image. The first error stops it: a bucket that
+// refuses access says so once, not once per image.
+func (p *Planner) currents(ctx context.Context, selected map[string]bool) (map[string]*record.Record, map[string][]string, error) {
 	var mu sync.Mutex
-	out := map[string]*record.Record{}
-	pl := pool.New().WithErrors().WithContext(ctx).WithMaxGoroutines(16)
+	out, repaired := map[string]*record.Record{}, map[string][]string{}
+	rp, _ := p.Records.(Repairer)
+	pl := pool.New().WithErrors().WithFirstError().WithContext(ctx).WithMaxGoroutines(16)
 	for name := range selected {
 		pl.Go(func(ctx context.Context) error {
 			rec, err := p.Records.Current(ctx, name)
 			if err != nil {
 				return fmt.Errorf("plan %s: %w", name, err)
 			}
+			var did []string
+			if rp != nil {
+				if did, err = rp.Repair(ctx, rec); err != nil {
+					return fmt.Errorf("plan %s: %w", name, err)
+				}
+			}
 			mu.Lock()
-			out[name] = rec
+			out[name], repaired[name] = rec, did
 			mu.Unlock()
 			return nil
 		})
 	}
-	return out, pl.Wait()
+	return out, repaired, pl.Wait()
 }
 
 func (p *Planner) selection(only string) (map[string]bool, error) {

@@ -108,8 +108,9 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 	return records, nil
 }
 
-// Save records r as built: its index entry (kept if one exists: that content was already
-// built), then the current record of its image, then the .txt. The current record is replaced
+// Save records r as built: its index entry (replaced only by a later build of the same
+// content), then the current record of its image, then the .txt: an interrupted save leaves
+// at worst a stale .txt or index entry, which Repair detects and rewrites. The current record is replaced
 // by a conditional write, so a run never replaces a version it has not read; a corrupt one is
 // reported, not overwritten. An invalid record is refused before anything is written.
 func (s *Store) Save(ctx context.Context, r Record) error {
@@ -126,15 +127,35 @@ func (s *Store) Save(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	indexKey := s.indexKey(r.Image, r.Fingerprint)
-	if _, err := s.put(ctx, indexKey, body, "application/json", "", true); err != nil && httpStatus(err) != http.StatusPreconditionFailed {
-		return s.fail("write", indexKey, err)
+	if err := s.saveIndex(ctx, &r, body); err != nil {
+		return err
 	}
 	etag, err = s.replaceCurrent(ctx, r.Image, body, etag)
 	if err != nil {
 		return err
 	}
 	return s.writeText(ctx, &r, etag)
+}
+
+// saveIndex writes r as the index entry of its fingerprint unless the entry there is r or a
+// build at least as recent, so that a revert reuses the newest AMI built from that content.
+func (s *Store) saveIndex(ctx context.Context, r *Record, body []byte) error {
+	key := s.indexKey(r.Image, r.Fingerprint)
+	_, err := s.put(ctx, key, body, "application/json", "", true)
+	if err == nil {
+		return nil
+	}
+	if httpStatus(err) != http.StatusPreconditionFailed {
+		return s.fail("write", key, err)
+	}
+	ix, etag, err := s.read(ctx, key, r.Image, r.Fingerprint)
+	if err != nil {
+		return err
+	}
+	if ix != nil && (ix.AMI() == r.AMI() || !r.BuiltAt.After(ix.BuiltAt)) {
+		return nil
+	}
+	return s.writeIndex(ctx, r, etag)
 }
 
 // replaceCurrent writes body as the current record if it is still the version with etag

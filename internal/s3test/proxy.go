@@ -28,6 +28,27 @@ type Proxy struct {
 	failNext int
 	hook     func(*http.Request)
 	requests []Request
+	fault    *Fault
+	matched  int
+}
+
+// Fault fails every request that Match accepts from the After-th one on (1 = the first), as a
+// run killed at that request would leave the bucket: what came before landed, nothing after.
+type Fault struct {
+	Match func(*http.Request) bool
+	After int
+	// Abort drops the connection without an answer instead of answering 500.
+	Abort bool
+}
+
+// IsPut matches object writes.
+func IsPut(r *http.Request) bool { return r.Method == http.MethodPut }
+
+// Inject sets the fault (nil removes it) and restarts its count.
+func (p *Proxy) Inject(f *Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fault, p.matched = f, 0
 }
 
 // StartProxy proxies to the server at target until the test ends.
@@ -82,9 +103,19 @@ func (p *Proxy) serveFault(w http.ResponseWriter, r *http.Request) bool {
 	if fail {
 		p.failNext--
 	}
+	abort := false
+	if f := p.fault; f != nil && f.Match(r) {
+		p.matched++
+		if p.matched >= f.After {
+			fail, abort = true, f.Abort
+		}
+	}
 	hook := p.hook
 	p.requests = append(p.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Failed: fail})
 	p.mu.Unlock()
+	if abort {
+		panic(http.ErrAbortHandler) // the server closes the connection, answering nothing
+	}
 	if fail {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusInternalServerError)
