@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amichain/amichain/core/awsio"
 	"github.com/amichain/amichain/core/record"
 	"github.com/amichain/amichain/core/upstream"
 )
@@ -76,7 +77,7 @@ func (c *Checker) Check(ctx context.Context, recs []*record.Record) ([]string, e
 			for {
 				out, err := api.DescribeImages(ctx, in)
 				if err != nil {
-					return nil, fmt.Errorf("check that the recorded AMIs exist in %s: %w", region, err)
+					return nil, fmt.Errorf("check that the recorded AMIs exist in %s: %w", region, awsio.Explain(err, "EC2"))
 				}
 				for _, img := range out.Images {
 					state[region+"/"+aws.ToString(img.ImageId)] = string(img.State)

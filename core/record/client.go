@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/amichain/amichain/core/awsio"
 )
 
 // Options select where the records live.
@@ -18,6 +20,8 @@ type Options struct {
 	Endpoint string
 	// Credentials replace the default chain, e.g. keys handed to the Dagger module as secrets.
 	Credentials aws.CredentialsProvider
+	// Limits bound every request (timeout, attempts); the zero value takes awsio's defaults.
+	Limits awsio.Limits
 }
 
 // NewClient returns an S3 client using opts.Credentials or else the SDK's default credential
@@ -44,6 +48,7 @@ func NewClient(ctx context.Context, opts Options) (*s3.Client, error) {
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", noCredentials, err)
 	}
+	opts.Limits.Apply(&cfg)
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)

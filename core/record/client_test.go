@@ -1,15 +1,21 @@
 package record_test
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/fs"
 
+	"github.com/amichain/amichain/core/awsio"
 	"github.com/amichain/amichain/core/record"
 	"github.com/amichain/amichain/internal/s3test"
 )
@@ -106,4 +112,29 @@ func roundTrip(t *testing.T, opts record.Options, bucket string) error {
 	assert.Assert(t, got != nil)
 	assert.DeepEqual(t, *got, want)
 	return nil
+}
+
+func TestStalledEndpointFailsWithinItsLimits(t *testing.T) {
+	isolateAWS(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // only guards against a hang
+	defer cancel()
+	client, err := record.NewClient(ctx, record.Options{Region: s3test.Region, Endpoint: "http://" + l.Addr().String(),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Limits:      awsio.Limits{Timeout: 200 * time.Millisecond, Attempts: 2}})
+	assert.NilError(t, err)
+	_, err = record.NewStore(client, record.Config{Bucket: "b"}).Current(ctx, "web")
+	assert.Assert(t, ctx.Err() == nil, "the read outlived its limits")
+	assert.ErrorContains(t, err, "read s3://b/images/web.json: the S3 endpoint accepted the connection but did not answer: check the endpoint and the network")
 }

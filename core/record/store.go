@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/amichain/amichain/core/awsio"
 )
 
 // ErrCorrupt marks a stored object that is not a valid record of the key it is stored under.
@@ -272,20 +274,28 @@ func decode(data []byte, image, fingerprint string) (*Record, error) {
 
 // fail wraps an S3 error with the object it concerns and what to do about it.
 func (s *Store) fail(op, key string, err error) error {
-	var sendErr *smithyhttp.RequestSendError
-	switch code := apiCode(err); {
-	case code == "NoSuchBucket":
+	if apiCode(err) == "NoSuchBucket" {
 		return fmt.Errorf("%s %s: bucket %q does not exist: create it or fix --bucket: %w", op, s.url(key), s.bucket, err)
-	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
-		code == "XAdminUserNotFound" || httpStatus(err) == http.StatusForbidden: // versitygw's unknown key id
+	}
+	switch awsio.Classify(err) {
+	case awsio.Denied:
 		return fmt.Errorf("%s %s: access denied: check the AWS credentials and that they may read, write and list s3://%s/%s: %w",
 			op, s.url(key), s.bucket, s.prefix, err)
-	case httpStatus(err) >= 500:
-		return fmt.Errorf("%s %s: the S3 server keeps failing: run again later (saving again is safe): %w", op, s.url(key), err)
-	case errors.As(err, &sendErr):
+	case awsio.Credentials:
+		return fmt.Errorf("%s %s: access denied: check the AWS credentials: they were refused (wrong, expired or revoked keys or session token): %w",
+			op, s.url(key), err)
+	case awsio.Unreachable:
 		return fmt.Errorf("%s %s: cannot reach the S3 endpoint: check --endpoint and the network, then run again: %w", op, s.url(key), err)
+	case awsio.ServerError:
+		return fmt.Errorf("%s %s: the S3 server keeps failing: run again later (saving again is safe): %w", op, s.url(key), err)
+	case awsio.Other:
+		var sendErr *smithyhttp.RequestSendError
+		if errors.As(err, &sendErr) {
+			return fmt.Errorf("%s %s: cannot reach the S3 endpoint: check --endpoint and the network, then run again: %w", op, s.url(key), err)
+		}
+		return fmt.Errorf("%s %s: %w", op, s.url(key), err)
 	}
-	return fmt.Errorf("%s %s: %w", op, s.url(key), err)
+	return fmt.Errorf("%s %s: %s: %w", op, s.url(key), awsio.Hint(err, "S3", awsio.Limits{}), err)
 }
 
 // isConflict reports a failed precondition: another writer got there first. AWS answers 409

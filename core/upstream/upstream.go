@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/amichain/amichain/core/awsio"
 	"github.com/amichain/amichain/core/tree"
 )
 
@@ -40,7 +41,7 @@ func Resolve(ctx context.Context, api DescribeImagesAPI, u tree.Upstream) (strin
 	for {
 		out, err := api.DescribeImages(ctx, in)
 		if err != nil {
-			return "", fmt.Errorf("look up upstream AMI (owners %v, name %q): %w", u.Owners, u.Name, err)
+			return "", fmt.Errorf("look up upstream AMI (owners %v, name %q): %w", u.Owners, u.Name, awsio.Explain(err, "EC2"))
 		}
 		for _, img := range out.Images {
 			at, err := time.Parse(time.RFC3339, aws.ToString(img.CreationDate))
@@ -68,7 +69,7 @@ func fixed(ctx context.Context, api DescribeImagesAPI, id string) (string, error
 	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
 	var apiErr smithy.APIError
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidAMIID.NotFound") {
-		return "", fmt.Errorf("check upstream AMI %s: %w", id, err)
+		return "", fmt.Errorf("check upstream AMI %s: %w", id, awsio.Explain(err, "EC2"))
 	}
 	if err != nil || len(out.Images) == 0 {
 		return "", fmt.Errorf("upstream AMI %s does not exist (or is not visible to this account and region): fix upstream.ami in %s", id, tree.DefaultPath)
@@ -81,6 +82,7 @@ func fixed(ctx context.Context, api DescribeImagesAPI, id string) (string, error
 
 // NewClient builds an EC2 client for region with creds, or the SDK's default credential chain
 // when creds is nil; a non-empty endpoint replaces the AWS one (a local EC2 API in tests).
+// Every request is bounded by awsio's default limits.
 func NewClient(ctx context.Context, region, endpoint string, creds aws.CredentialsProvider) (*ec2.Client, error) {
 	load := []func(*config.LoadOptions) error{config.WithRegion(region)}
 	if creds != nil {
@@ -90,6 +92,7 @@ func NewClient(ctx context.Context, region, endpoint string, creds aws.Credentia
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration for region %s: %w", region, err)
 	}
+	awsio.Limits{}.Apply(&cfg)
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
