@@ -181,6 +181,12 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 	}
 	out.Fingerprint, out.ParentAMI = step.Fingerprint.Sum, step.ParentAMI
 	switch step.Status {
+	case plan.Broken:
+		if step.Err == nil { // a descendant of a broken image
+			out.Status = Skipped
+			return out
+		}
+		return failed(out, step.Err)
 	case plan.UpToDate:
 		out.Status, out.Region, out.AMIs = UpToDate, step.Match.Region, step.Match.AMIs
 		return out

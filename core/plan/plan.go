@@ -4,6 +4,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ const (
 	Reuse Status = "reuse"
 	// Stale: the image must be built.
 	Stale Status = "stale"
+	// Broken: the image cannot be built (a file of it is missing or unreadable), nor can its
+	// descendants; the rest of the tree can.
+	Broken Status = "broken"
 )
 
 // Records is the part of the record store the planner reads.
@@ -61,6 +65,8 @@ type Step struct {
 	Current *record.Record
 	// Match is the record whose AMI is used: Current when up to date, the index entry on reuse.
 	Match *record.Record
+	// Err says why a Broken image cannot be built; nil for the descendants of one.
+	Err error
 }
 
 // AMI is the AMI id in the build region, when the step needs no build.
@@ -130,13 +136,17 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 		if !selected[img.Name] {
 			continue
 		}
-		parentAMI, parentStale := upstreamAMI, false
+		parentAMI, parentStale, parentBroken := upstreamAMI, false, false
 		if img.Parent != "" {
 			ps := byName[img.Parent]
-			parentAMI, parentStale = ps.AMI(), ps.Status == Stale
+			parentAMI, parentStale, parentBroken = ps.AMI(), ps.Status == Stale, ps.Status == Broken
 		}
 		var step Step
-		if parentStale {
+		if broken := p.Tree.Broken[img.Name]; broken != nil {
+			step = Step{Image: img, Status: Broken, Err: broken, Current: current[img.Name], Reasons: []string{firstLine(broken.Error())}}
+		} else if parentBroken {
+			step = Step{Image: img, Status: Broken, Current: current[img.Name], Reasons: []string{fmt.Sprintf("parent %s is broken", img.Parent)}}
+		} else if parentStale {
 			step, err = p.parentStale(img, current[img.Name])
 		} else {
 			step, err = p.decide(ctx, img, parentAMI, current[img.Name], known)
@@ -212,7 +222,7 @@ func (p *Planner) Step(ctx context.Context, img tree.Image, parentAMI string) (S
 func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, cur *record.Record, known deadSet) (Step, error) {
 	set, err := p.Hasher.Compute(img, p.Tools, parentAMI)
 	if err != nil {
-		return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
+		return brokenStep(img, cur, err), nil
 	}
 	step := Step{Image: img, ParentAMI: parentAMI, Fingerprint: set, Current: cur, Status: Stale}
 	if p.Force[img.Name] {
@@ -268,22 +278,50 @@ func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, 
 // changes are still worth naming, so diff its inputs as if the parent were unchanged.
 func (p *Planner) parentStale(img tree.Image, cur *record.Record) (Step, error) {
 	step := Step{Image: img, Current: cur, Status: Stale}
+	// The parent AMI is not known yet: hash with the recorded one, which also finds inputs
+	// that cannot be read before any build starts.
+	parentAMI := ""
+	if cur != nil {
+		parentAMI = cur.ParentAMI
+	}
+	set, err := p.Hasher.Compute(img, p.Tools, parentAMI)
+	if err != nil {
+		return brokenStep(img, cur, err), nil
+	}
 	switch {
 	case p.Force[img.Name]:
 		step.Reasons = []string{"forced"}
 	case cur == nil:
 		step.Reasons = []string{"no record"}
-	default:
-		set, err := p.Hasher.Compute(img, p.Tools, cur.ParentAMI)
-		if err != nil {
-			return Step{}, fmt.Errorf("fingerprint %s: %w", img.Name, err)
-		}
-		if set.Sum != cur.Fingerprint {
-			step.Reasons = fingerprint.Diff(cur.Inputs, set.Inputs)
-		}
+	case set.Sum != cur.Fingerprint:
+		step.Reasons = fingerprint.Diff(cur.Inputs, set.Inputs)
 	}
 	step.Reasons = append(step.Reasons, fmt.Sprintf("parent %s will be rebuilt", img.Parent))
 	return step, nil
+}
+
+// brokenStep is an image whose inputs cannot be read, e.g. a playbook that is not valid YAML.
+func brokenStep(img tree.Image, cur *record.Record, err error) Step {
+	err = fmt.Errorf("fingerprint %s: %w", img.Name, err)
+	return Step{Image: img, Status: Broken, Current: cur, Err: err, Reasons: []string{firstLine(err.Error())}}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Err joins why the broken images cannot be built; nil when none is.
+func (p *Plan) Err() error {
+	var errs []error
+	for _, s := range p.Steps {
+		if s.Err != nil {
+			errs = append(errs, s.Err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Planner) tooOld(r *record.Record) string {

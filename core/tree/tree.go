@@ -49,12 +49,16 @@ type Image struct {
 type Tree struct {
 	Upstream Upstream `yaml:"upstream" json:"upstream"`
 	Images   []Image  `yaml:"images" json:"images"`
+	// Broken holds, by image name, why an image cannot be built (a template, playbook or
+	// input missing): that image and its descendants fail, the rest of the tree builds.
+	Broken map[string]error `yaml:"-" json:"-"`
 }
 
 var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // Load reads the tree declared at path in fsys, validates it, and checks that every template,
-// playbook and input exists in fsys.
+// playbook and input exists in fsys. A missing file breaks only its image (see Broken); an
+// unreadable or invalid tree is an error.
 func Load(fsys fs.FS, path string) (*Tree, error) {
 	data, err := fs.ReadFile(fsys, path)
 	if err != nil {
@@ -64,9 +68,7 @@ func Load(fsys fs.FS, path string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.CheckFiles(fsys, path); err != nil {
-		return nil, err
-	}
+	t.Broken = t.checkFiles(fsys, path)
 	return t, nil
 }
 
@@ -157,6 +159,18 @@ func topoSort(images []Image, byName map[string]Image) ([]Image, error) {
 
 // CheckFiles reports the first template, playbook or input missing from fsys.
 func (t *Tree) CheckFiles(fsys fs.FS, treePath string) error {
+	broken := t.checkFiles(fsys, treePath)
+	for _, img := range t.Images {
+		if err := broken[img.Name]; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFiles returns, by image, the first of its files that is missing or outside fsys.
+func (t *Tree) checkFiles(fsys fs.FS, treePath string) map[string]error {
+	out := map[string]error{}
 	for _, img := range t.Images {
 		check := []struct{ what, path string }{{"template", img.Template}, {"playbook", img.Playbook}}
 		for _, in := range img.Inputs {
@@ -164,14 +178,16 @@ func (t *Tree) CheckFiles(fsys fs.FS, treePath string) error {
 		}
 		for _, c := range check {
 			if !fs.ValidPath(c.path) {
-				return fmt.Errorf("%s: image %q: %s %q must be a relative path inside the repository", treePath, img.Name, c.what, c.path)
+				out[img.Name] = fmt.Errorf("%s: image %q: %s %q must be a relative path inside the repository", treePath, img.Name, c.what, c.path)
+				break
 			}
 			if _, err := fs.Stat(fsys, c.path); err != nil {
-				return fmt.Errorf("%s: image %q: %s %s: %w (add the file or fix the path)", treePath, img.Name, c.what, c.path, err)
+				out[img.Name] = fmt.Errorf("%s: image %q: %s %s: %w (add the file or fix the path)", treePath, img.Name, c.what, c.path, err)
+				break
 			}
 		}
 	}
-	return nil
+	return out
 }
 
 // Get returns the named image.

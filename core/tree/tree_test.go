@@ -97,8 +97,15 @@ func TestLoadChecksFiles(t *testing.T) {
 				}
 				tc.fsys["amichain.yaml"] = &fstest.MapFile{Data: []byte(y + "}\n")}
 			}
-			_, err := tree.Load(tc.fsys, "amichain.yaml")
-			assert.ErrorContains(t, err, tc.err)
+			tr, err := tree.Load(tc.fsys, "amichain.yaml")
+			if tc.name == "no tree file" {
+				assert.ErrorContains(t, err, tc.err)
+				return
+			}
+			// A missing file breaks its image only: the tree loads.
+			assert.NilError(t, err)
+			assert.ErrorContains(t, tr.Broken["base"], tc.err)
+			assert.ErrorContains(t, tr.CheckFiles(tc.fsys, "amichain.yaml"), tc.err)
 		})
 	}
 }
