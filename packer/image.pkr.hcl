@@ -138,6 +138,20 @@ locals {
   }
 }
 
+# Every builder instance, and the key pair and security group Packer makes for it, carries the
+# run's id and an expiry, so that a later run's janitor can remove what a killed run left.
+variable "run_id" {
+  type        = string
+  default     = "unknown"
+  description = "The id of the amichain run building this image."
+}
+
+variable "builder_lifetime" {
+  type        = string
+  default     = "6h"
+  description = "How long after the start of the build its builder resources may be removed as leftovers (a Go duration, e.g. 6h)."
+}
+
 source "amazon-ebs" "image" {
   region          = var.region
   source_ami      = var.parent_ami
@@ -148,9 +162,12 @@ source "amazon-ebs" "image" {
   tags            = local.tags
   snapshot_tags   = local.tags
   # Lets a leaked builder instance be traced back to its image.
+  # run_tags also tag the temporary key pair and security group (packer-plugin-amazon 1.3.6).
   run_tags = {
-    Name             = "amichain-build-${var.image_name}"
-    "amichain:image" = var.image_name
+    Name                  = "amichain-build-${var.image_name}"
+    "amichain:image"      = var.image_name
+    "amichain:run-id"     = var.run_id
+    "amichain:expires-at" = timeadd(timestamp(), var.builder_lifetime)
   }
 
   launch_block_device_mappings {

@@ -75,11 +75,14 @@ type Server struct {
 	launches  []Launch
 	calls     []string
 	failures  map[string][]*apiError
+	keyPairs  map[string]*keyPair
+	groups    map[string]*securityGroup
 }
 
 type instance struct {
 	id, imageID, region, state, volumeID, keyName, instanceType string
 	launched                                                    time.Time
+	groups                                                      []string
 }
 
 // apiError is an EC2 error: Code is what SDKs match on.
@@ -104,7 +107,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("ec2local: listen on %s: %w", opts.Addr, err)
 	}
 	s := &Server{opts: opts, ln: ln, instances: map[string]*instance{},
-		volumes: map[string]string{}, tags: map[string]map[string]string{}, failures: map[string][]*apiError{}}
+		volumes: map[string]string{}, tags: map[string]map[string]string{}, failures: map[string][]*apiError{},
+		keyPairs: map[string]*keyPair{}, groups: map[string]*securityGroup{}}
 	for _, img := range opts.Images {
 		s.AddImage(img)
 	}
@@ -255,8 +259,22 @@ func (s *Server) handle(action, region string, f url.Values) (*response, *apiErr
 		return describeFixed(list(f, "SubnetId"), SubnetID, "InvalidSubnetID.NotFound", "subnet",
 			&response{Subnets: []subnetXML{{SubnetID, "available", VPCID, "10.0.0.0/24", 250, region + "a"}}})
 	case "DescribeSecurityGroups":
-		return describeFixed(list(f, "GroupId"), SecurityGroupID, "InvalidGroup.NotFound", "security group",
-			&response{SecurityGroups: []sgXML{{AccountID, SecurityGroupID, "amichain-test", "test group", VPCID}}})
+		return s.describeSecurityGroups(f)
+	case "CreateSecurityGroup":
+		return s.createSecurityGroup(f)
+	case "DeleteSecurityGroup":
+		return s.deleteSecurityGroup(f)
+	case "AuthorizeSecurityGroupIngress":
+		if _, ok := s.groups[f.Get("GroupId")]; !ok {
+			return nil, &apiError{"InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", f.Get("GroupId"))}
+		}
+		return &response{Return: "true"}, nil
+	case "CreateKeyPair":
+		return s.createKeyPair(f)
+	case "DescribeKeyPairs":
+		return s.describeKeyPairs(f)
+	case "DeleteKeyPair":
+		return s.deleteKeyPair(f)
 	case "DescribeVolumes":
 		return s.describeVolumes(region, f)
 	case "DescribeRegions":
@@ -383,13 +401,17 @@ func (s *Server) runInstances(region string, f url.Values) (*response, *apiError
 	if sub := f.Get("SubnetId"); sub != "" && sub != SubnetID {
 		return nil, &apiError{"InvalidSubnetID.NotFound", fmt.Sprintf("The subnet ID '%s' does not exist", sub)}
 	}
-	for _, g := range list(f, "SecurityGroupId") {
-		if g != SecurityGroupID {
+	groups := list(f, "SecurityGroupId")
+	for _, g := range groups {
+		if _, created := s.groups[g]; g != SecurityGroupID && !created {
 			return nil, &apiError{"InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", g)}
 		}
 	}
+	if len(groups) == 0 {
+		groups = []string{SecurityGroupID}
+	}
 	inst := &instance{id: s.newID("i"), imageID: img.ID, region: region, state: "running",
-		volumeID: s.newID("vol"), keyName: f.Get("KeyName"), instanceType: f.Get("InstanceType"), launched: time.Now().UTC()}
+		volumeID: s.newID("vol"), keyName: f.Get("KeyName"), instanceType: f.Get("InstanceType"), launched: time.Now().UTC(), groups: groups}
 	s.instances[inst.id] = inst
 	s.volumes[inst.volumeID] = inst.id
 	s.launches = append(s.launches, Launch{inst.id, img.ID, inst.instanceType, inst.keyName})
@@ -406,12 +428,34 @@ func (s *Server) runInstances(region string, f url.Values) (*response, *apiError
 
 func (s *Server) describeInstances(f url.Values) (*response, *apiError) {
 	out := &response{Reservations: []reservationXML{}}
-	for _, id := range list(f, "InstanceId") {
-		inst, err := s.instance(id)
+	ids := list(f, "InstanceId")
+	for _, id := range ids {
+		if _, err := s.instance(id); err != nil {
+			return nil, err
+		}
+	}
+	if len(ids) == 0 {
+		ids = sortedKeys(s.instances)
+	}
+	for _, id := range ids {
+		inst := s.instances[id]
+		match, err := matchFilters(filtersOf(f), func(name string) ([]string, bool) {
+			switch name {
+			case "instance-state-name":
+				return []string{inst.state}, true
+			case "instance-id":
+				return []string{inst.id}, true
+			case "image-id":
+				return []string{inst.imageID}, true
+			}
+			return s.tagAttr(inst.id, name)
+		})
 		if err != nil {
 			return nil, err
 		}
-		out.Reservations = append(out.Reservations, reservationXML{"r-" + strings.TrimPrefix(id, "i-"), AccountID, []instanceXML{s.instanceXML(inst)}})
+		if match {
+			out.Reservations = append(out.Reservations, reservationXML{"r-" + strings.TrimPrefix(id, "i-"), AccountID, []instanceXML{s.instanceXML(inst)}})
+		}
 	}
 	return out, nil
 }
@@ -444,6 +488,10 @@ func (s *Server) createTags(region string, f url.Values) (*response, *apiError) 
 			if _, err := s.image(region, id); err != nil {
 				return nil, err
 			}
+		} else if _, isKey := s.keyPairs[id]; isKey {
+			continue
+		} else if _, isGroup := s.groups[id]; isGroup {
+			continue
 		} else if strings.HasPrefix(id, "i-") {
 			if _, err := s.instance(id); err != nil {
 				return nil, err

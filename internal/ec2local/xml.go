@@ -23,6 +23,12 @@ type response struct {
 	SecurityGroups []sgXML          `xml:"securityGroupInfo>item"`
 	Volumes        []volumeXML      `xml:"volumeSet>item"`
 	Regions        []regionXML      `xml:"regionInfo>item"`
+	KeyPairs       []keyPairXML     `xml:"keySet>item"`
+	KeyName        string           `xml:"keyName,omitempty"`
+	KeyPairID      string           `xml:"keyPairId,omitempty"`
+	KeyFingerprint string           `xml:"keyFingerprint,omitempty"`
+	KeyMaterial    string           `xml:"keyMaterial,omitempty"`
+	GroupID        string           `xml:"groupId,omitempty"`
 }
 
 type tagXML struct {
@@ -109,11 +115,12 @@ type subnetXML struct {
 }
 
 type sgXML struct {
-	OwnerID     string `xml:"ownerId,omitempty"`
-	ID          string `xml:"groupId"`
-	Name        string `xml:"groupName"`
-	Description string `xml:"groupDescription,omitempty"`
-	VPCID       string `xml:"vpcId,omitempty"`
+	OwnerID     string   `xml:"ownerId,omitempty"`
+	ID          string   `xml:"groupId"`
+	Name        string   `xml:"groupName"`
+	Description string   `xml:"groupDescription,omitempty"`
+	VPCID       string   `xml:"vpcId,omitempty"`
+	Tags        []tagXML `xml:"tagSet>item"`
 }
 
 type attachXML struct {
@@ -165,9 +172,21 @@ func (s *Server) instanceXML(inst *instance) instanceXML {
 		KeyName: inst.keyName, InstanceType: inst.instanceType,
 		LaunchTime: inst.launched.Format(timeFormat), AvailabilityZone: inst.region + "a",
 		SubnetID: SubnetID, VPCID: VPCID, PrivateIP: s.opts.Host, PublicIP: s.opts.Host,
-		Groups: []sgXML{{ID: SecurityGroupID, Name: "amichain-test"}}, Architecture: "x86_64",
+		Groups: s.groupsXML(inst.groups), Architecture: "x86_64",
 		RootDeviceType: "ebs", RootDeviceName: "/dev/xvda",
 		BlockDevices:   []bdmXML{{"/dev/xvda", ebsXML{VolumeID: inst.volumeID, Status: "attached", Delete: true}}},
 		Virtualization: "hvm", Tags: s.tagsXML(inst.id),
 	}
+}
+
+func (s *Server) groupsXML(ids []string) []sgXML {
+	var out []sgXML
+	for _, id := range ids {
+		name := "amichain-test"
+		if g, ok := s.groups[id]; ok {
+			name = g.name
+		}
+		out = append(out, sgXML{ID: id, Name: name})
+	}
+	return out
 }
