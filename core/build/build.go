@@ -12,6 +12,7 @@ import (
 
 	"github.com/sourcegraph/conc"
 
+	"github.com/amichain/amichain/core/awsio"
 	"github.com/amichain/amichain/core/plan"
 	"github.com/amichain/amichain/core/record"
 )
@@ -84,10 +85,23 @@ func (s Summary) Count(st Status) int {
 // Err is non-nil when an image failed or was skipped.
 func (s Summary) Err() error {
 	var errs []error
+	var denied []string // refused credentials are said once, not once per image
+	var deniedErr error
 	for _, o := range s.Outcomes {
-		if o.Status == Failed {
-			errs = append(errs, fmt.Errorf("%s: %w", o.Image, o.Err))
+		if o.Status != Failed {
+			continue
 		}
+		if k := awsio.Classify(o.Err); k == awsio.Denied || k == awsio.Credentials {
+			if deniedErr == nil {
+				deniedErr = o.Err
+			}
+			denied = append(denied, o.Image)
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", o.Image, o.Err))
+	}
+	if deniedErr != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", strings.Join(denied, ", "), deniedErr))
 	}
 	if len(errs) == 0 && s.Count(Skipped) == 0 {
 		return nil

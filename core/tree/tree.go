@@ -79,7 +79,7 @@ func Parse(name string, data []byte) (*Tree, error) {
 	dec.KnownFields(true)
 	// An empty file decodes as io.EOF: let validate say what is missing.
 	if err := dec.Decode(&t); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, yamlError(name, err)
 	}
 	if err := t.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

@@ -63,8 +63,14 @@ func TestParseRejects(t *testing.T) {
 		{"not an ami", "upstream: {ami: debian}\nimages:\n" + img("a", ""), `ami "debian" is not an AMI id`},
 		{"no images", up, "images: none declared"},
 		{"empty file", "", "upstream: missing"},
-		{"unknown field", up + "  - {name: a, template: t, playbook: p, parnet: b}\n", "field parnet not found"},
-		{"broken yaml", "images: [\n", "amichain.yaml: yaml:"},
+		{"unknown field", up + "  - {name: a, template: t, playbook: p, parnet: b}\n",
+			`amichain.yaml:3: unknown field "parnet" in an image (valid fields: name, parent, template, playbook, inputs, vars)`},
+		{"unknown upstream field", "upstream:\n  amy: ami-1\nimages: []\n",
+			`amichain.yaml:2: unknown field "amy" in upstream (valid fields: ami, owners, name)`},
+		{"unknown top-level field", up + img("a", "") + "imgaes: []\n",
+			`amichain.yaml:4: unknown field "imgaes" in the top level (valid fields: upstream, images)`},
+		{"wrong type", "upstream: {ami: [a]}\nimages: []\n", "amichain.yaml:1: cannot unmarshal !!seq into string"},
+		{"broken yaml", "images: [\n", "amichain.yaml:1: did not find expected node content (not valid YAML)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
