@@ -35,6 +35,8 @@ type Server struct {
 	ChecksSignatures bool
 	// Client talks to Endpoint with the server's credentials.
 	Client *s3.Client
+	// PID is the server's process id; 0 when it runs in the test's own process.
+	PID int
 }
 
 // ClientAt returns a client with the server's credentials for another endpoint, such as a

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,14 +36,21 @@ func StartVersitygw(t testing.TB) *Server {
 	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", addr,
 		"posix", "--versioning-dir", versions, data)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Killed with the test binary, even by SIGKILL, which runs no cleanup.
+		Pdeathsig: syscall.SIGKILL,
+		// Its own process group, so that the cleanup also stops anything it started.
+		Setpgid: true,
+	}
+	exited, err := startLocked(cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	s.PID = cmd.Process.Pid
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		werr := <-exited
+		exited <- werr
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -62,6 +71,26 @@ func StartVersitygw(t testing.TB) *Server {
 	}
 	s.createBucket(t)
 	return s
+}
+
+// startLocked starts cmd from a goroutine locked to its OS thread for the child's life: the
+// kernel sends Pdeathsig when the thread that started the child exits, and the Go runtime
+// may end an idle thread at any time. The channel yields cmd.Wait's result.
+func startLocked(cmd *exec.Cmd) (chan error, error) {
+	started, exited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, after the child
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
 }
 
 // freeAddr picks a loopback port that was free a moment ago.
