@@ -230,6 +230,7 @@ func (e *Executor) build(ctx context.Context, step plan.Step, out Outcome, slots
 		Fingerprint: step.Fingerprint.Sum,
 		Commit:      e.Commit,
 		Forced:      e.Planner.Force[step.Image.Name],
+		RunID:       e.RunID,
 	})
 	out.Duration = e.now().Sub(start)
 	if err != nil {

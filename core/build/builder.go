@@ -14,6 +14,9 @@ type Request struct {
 	Commit      string
 	// Forced is set when the user forced this build; builders with a cache must bypass it.
 	Forced bool
+	// RunID is the run's id (Executor.RunID): the builder tags what it creates with it
+	// (Packer's run_id variable) so that the janitor can tell a dead run's leftovers.
+	RunID string
 }
 
 // Result is a built image.
