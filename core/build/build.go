@@ -39,7 +39,7 @@ type Status string
 
 const (
 	UpToDate Status = "up to date"
-	Reused   Status = "reused"
+	Reused   Status = "reuse"
 	Built    Status = "built"
 	Failed   Status = "failed"
 	Skipped  Status = "skipped"
@@ -88,8 +88,10 @@ func (s Summary) Err() error {
 	if len(errs) == 0 && s.Count(Skipped) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d built, %d reused, %d up to date, %d failed, %d skipped: %w",
-		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped), errors.Join(errs...))
+	if len(errs) == 0 {
+		return fmt.Errorf("%d skipped", s.Count(Skipped))
+	}
+	return errors.Join(errs...)
 }
 
 // String renders the summary as a table.
@@ -105,7 +107,7 @@ func (s Summary) String() string {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.Image, o.Status, dash(o.AMI()), why)
 	}
 	w.Flush()
-	fmt.Fprintf(&b, "%d built, %d reused, %d up to date, %d failed, %d skipped\n",
+	fmt.Fprintf(&b, "%d built, %d reuse, %d up to date, %d failed, %d skipped\n",
 		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped))
 	return b.String()
 }
