@@ -108,7 +108,7 @@ func (rs *Reads) Line(line string) bool {
 
 // List returns the reads sorted by path, files before folders of the same path.
 func (rs *Reads) List() []Read {
-	out := make([]Read, 0, len(rs.seen))
+	var out []Read
 	for r := range rs.seen {
 		out = append(out, r)
 	}
