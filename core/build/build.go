@@ -56,6 +56,8 @@ type Outcome struct {
 	Reasons     []string
 	Err         error
 	Duration    time.Duration
+	// Notes are warnings of the build, e.g. a file Ansible read that the analysis missed.
+	Notes []string
 }
 
 // AMI is the id in the build region.
@@ -107,6 +109,7 @@ func (s Summary) String() string {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.Image, o.Status, dash(o.AMI()), why)
 	}
 	w.Flush()
+	writeNotes(&b, s.Outcomes)
 	fmt.Fprintf(&b, "%d built, %d reuse, %d up to date, %d failed, %d skipped\n",
 		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped))
 	return b.String()
@@ -212,6 +215,8 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 		// Cancelled after the build returned: do not record what the user stopped.
 		return failed(out, err)
 	}
+	reads, notes := e.reads(step.Fingerprint.Inputs, res)
+	out.Notes = notes
 	rec := record.Record{
 		Scheme:      record.Scheme,
 		Image:       step.Image.Name,
@@ -225,6 +230,7 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 		Branch:      e.Branch,
 		BuiltAt:     e.now().UTC(),
 		Tools:       e.Planner.Tools,
+		Reads:       reads,
 	}
 	if err := e.Records.Save(ctx, rec); err != nil {
 		return failed(out, fmt.Errorf("built %s but could not record it: %w", res.AMIs[res.Region], err))

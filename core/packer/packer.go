@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/amichain/amichain/core/ansibletrace"
 	"github.com/amichain/amichain/core/build"
 	"github.com/amichain/amichain/core/packerlog"
 )
@@ -121,7 +122,7 @@ func result(image, region string, exitCode int, c *packerlog.Collector) (build.R
 		if amis[region] == "" {
 			return build.Result{}, fmt.Errorf("packer build %s reported no AMI in %s (got %v): check the template's region", image, region, amis)
 		}
-		return build.Result{Region: region, AMIs: amis}, nil
+		return build.Result{Region: region, AMIs: amis, Reads: c.Reads()}, nil
 	}
 	panic("unreachable")
 }
@@ -171,7 +172,9 @@ func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, er
 		c.Add(l)
 		if l.Type == "ui" && len(l.Data) >= 2 {
 			for _, m := range strings.Split(l.Data[1], "\n") {
-				r.log(name, m)
+				if _, read := ansibletrace.Parse(m); !read { // kept in the record, not the log
+					r.log(name, m)
+				}
 			}
 		}
 	})
