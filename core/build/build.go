@@ -44,7 +44,7 @@ type Status string
 
 const (
 	UpToDate Status = "up to date"
-	Reused   Status = "reused"
+	Reused   Status = "reuse"
 	Built    Status = "built"
 	Failed   Status = "failed"
 	Skipped  Status = "skipped"
@@ -61,6 +61,8 @@ type Outcome struct {
 	Reasons     []string
 	Err         error
 	Duration    time.Duration
+	// Notes are warnings of the build, e.g. a file Ansible read that the analysis missed.
+	Notes []string
 }
 
 // AMI is the id in the build region.
@@ -106,8 +108,10 @@ func (s Summary) Err() error {
 	if len(errs) == 0 && s.Count(Skipped) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d built, %d reused, %d up to date, %d failed, %d skipped: %w",
-		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped), errors.Join(errs...))
+	if len(errs) == 0 {
+		return fmt.Errorf("%d skipped", s.Count(Skipped))
+	}
+	return errors.Join(errs...)
 }
 
 // String renders the summary as a table.
@@ -123,7 +127,8 @@ func (s Summary) String() string {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.Image, o.Status, dash(o.AMI()), why)
 	}
 	w.Flush()
-	fmt.Fprintf(&b, "%d built, %d reused, %d up to date, %d failed, %d skipped\n",
+	writeNotes(&b, s.Outcomes)
+	fmt.Fprintf(&b, "%d built, %d reuse, %d up to date, %d failed, %d skipped\n",
 		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped))
 	return b.String()
 }
@@ -236,6 +241,8 @@ func (e *Executor) build(ctx context.Context, step plan.Step, out Outcome, slots
 	if err != nil {
 		return failed(out, err)
 	}
+	reads, notes := e.reads(step.Fingerprint.Inputs, res)
+	out.Notes = notes
 	rec := record.Record{
 		Scheme:      record.Scheme,
 		Image:       step.Image.Name,
@@ -249,6 +256,7 @@ func (e *Executor) build(ctx context.Context, step plan.Step, out Outcome, slots
 		Branch:      e.Branch,
 		BuiltAt:     e.now().UTC(),
 		Tools:       e.Planner.Tools,
+		Reads:       reads,
 	}
 	// The AMI exists now, whatever happens to ctx: record it (see saveBuilt).
 	if err := e.saveBuilt(ctx, rec); err != nil {
