@@ -6,8 +6,11 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
+	amis "github.com/amichain/amichain/core/ami"
 	"github.com/amichain/amichain/core/build"
+	"github.com/amichain/amichain/core/janitor"
 	"github.com/amichain/amichain/core/plan"
 	"github.com/amichain/amichain/core/record"
 )
@@ -77,13 +80,20 @@ func (m *Amichain) Plan(ctx context.Context) (*Plan, error) {
 }
 
 func (m *Amichain) plan(ctx context.Context, only string) (*Plan, error) {
-	r, err := m.load(ctx, false)
+	aws, err := m.aws(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.load(ctx, aws, "", false)
 	if err != nil {
 		return nil, err
 	}
 	p, err := r.Plan(ctx, only)
 	if err != nil {
 		return nil, err
+	}
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("some images cannot be built\n%s", p)
 	}
 	out := &Plan{Table: p.String(), UpstreamAmi: p.UpstreamAMI, ToBuild: p.Stale()}
 	for _, s := range p.Steps {
@@ -110,7 +120,21 @@ func (m *Amichain) BuildAll(ctx context.Context) (*Result, error) {
 }
 
 func (m *Amichain) build(ctx context.Context, only string) (*Result, error) {
-	r, err := m.load(ctx, true)
+	aws, err := m.aws(ctx)
+	if err != nil {
+		return nil, err
+	}
+	runID := newRunID(time.Now())
+	// What killed runs left behind goes first, so a cancelled build costs nothing for long.
+	swept, err := janitor.Sweep(ctx, aws.ec2, m.Region, janitor.Options{Now: time.Now(), RunID: runID})
+	if err != nil {
+		return nil, err
+	}
+	report := ""
+	if len(swept.Leftovers) > 0 {
+		report = swept.String() + "\n"
+	}
+	r, err := m.load(ctx, aws, runID, true)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +145,9 @@ func (m *Amichain) build(ctx context.Context, only string) (*Result, error) {
 		}
 		// The table carries every image's outcome and the failures' first lines; the details
 		// are in the build log above.
-		return nil, fmt.Errorf("some images failed\n%s", sum)
+		return nil, fmt.Errorf("some images failed\n%s%s", report, sum)
 	}
-	out := &Result{Table: sum.String()}
+	out := &Result{Table: report + sum.String()}
 	for _, o := range sum.Outcomes {
 		out.Images = append(out.Images, imageResult(o))
 		if o.Status == build.Built {
@@ -145,12 +169,62 @@ func imageResult(o build.Outcome) *ImageResult {
 	return img
 }
 
+// Sweep finds what killed runs left in the build region and removes it.
+//
+// Builder instances, and the key pairs and security groups Packer made for them, carry their
+// run's id and an expiry in their tags; build-all sweeps before it builds.
+// +cache="never"
+func (m *Amichain) Sweep(
+	ctx context.Context,
+	// Only list what would be removed.
+	// +optional
+	dryRun bool,
+) (string, error) {
+	aws, err := m.aws(ctx)
+	if err != nil {
+		return "", err
+	}
+	rep, err := janitor.Sweep(ctx, aws.ec2, m.Region, janitor.Options{Now: time.Now(), RunID: newRunID(time.Now()), DryRun: dryRun})
+	if err != nil {
+		return "", err
+	}
+	if err := rep.Err(); err != nil {
+		return "", fmt.Errorf("%s%w", rep, err)
+	}
+	return rep.String(), nil
+}
+
+// Adopt records an existing AMI from its amichain tags, without building it.
+//
+// For an AMI whose record was lost or could not be saved after its build: Packer tags every
+// AMI with its image, fingerprint, parent AMI and commit.
+// +cache="never"
+func (m *Amichain) Adopt(
+	ctx context.Context,
+	// The AMI id in the build region, e.g. ami-0123456789abcdef0.
+	ami string,
+) (string, error) {
+	aws, err := m.aws(ctx)
+	if err != nil {
+		return "", err
+	}
+	r, err := m.load(ctx, aws, "", false)
+	if err != nil {
+		return "", err
+	}
+	rec, err := amis.Adopt(ctx, aws.ec2, m.Region, ami, r.Tree)
+	if err != nil {
+		return "", err
+	}
+	if err := aws.store.Save(ctx, rec); err != nil {
+		return "", fmt.Errorf("record adopted %s: %w", ami, err)
+	}
+	return formatRecords([]record.Record{rec}), nil
+}
+
 // Ids prints the current record of every image: its AMI ids, fingerprint and origin.
 // +cache="never"
 func (m *Amichain) Ids(ctx context.Context) (string, error) {
-	if m.Bucket == "" {
-		return "", fmt.Errorf("--bucket is required: the S3 bucket that holds the AMI records")
-	}
 	aws, err := m.aws(ctx)
 	if err != nil {
 		return "", err

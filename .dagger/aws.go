@@ -22,20 +22,24 @@ import (
 // awsAccess is what a run reaches AWS with: one credentials provider, used by the module's own
 // clients and handed to Packer, so both always act as the same identity.
 type awsAccess struct {
-	creds aws.CredentialsProvider
-	store *record.Store
-	ec2   *ec2.Client
+	creds       aws.CredentialsProvider
+	store       *record.Store
+	ec2         *ec2.Client
+	ec2Endpoint string // as module code reaches it; "" for AWS
 }
 
 // aws resolves the credentials and builds the record store and the EC2 client.
 func (m *Amichain) aws(ctx context.Context) (*awsAccess, error) {
+	if m.Bucket == "" {
+		return nil, fmt.Errorf("--bucket is required: the S3 bucket that holds the AMI records")
+	}
 	creds, err := m.credentials(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s3Endpoint, err := m.reach(ctx, m.S3Endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("with-stand-ins --records-endpoint: %w", err)
+		return nil, fmt.Errorf("--records-endpoint: %w", err)
 	}
 	s3c, err := record.NewClient(ctx, record.Options{Region: m.Region, Endpoint: s3Endpoint, Credentials: creds})
 	if err != nil {
@@ -43,16 +47,17 @@ func (m *Amichain) aws(ctx context.Context) (*awsAccess, error) {
 	}
 	ec2Endpoint, err := m.reach(ctx, m.EC2Endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("with-stand-ins --compute-endpoint: %w", err)
+		return nil, fmt.Errorf("--compute-endpoint: %w", err)
 	}
 	ec2c, err := upstream.NewClient(ctx, m.Region, ec2Endpoint, creds)
 	if err != nil {
 		return nil, err
 	}
 	return &awsAccess{
-		creds: creds,
-		store: record.NewStore(s3c, record.Config{Bucket: m.Bucket, Prefix: m.Prefix}),
-		ec2:   ec2c,
+		creds:       creds,
+		store:       record.NewStore(s3c, record.Config{Bucket: m.Bucket, Prefix: m.Prefix}),
+		ec2:         ec2c,
+		ec2Endpoint: ec2Endpoint,
 	}, nil
 }
 

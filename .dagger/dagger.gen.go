@@ -466,6 +466,20 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 	switch parentName {
 	case "Amichain":
 		switch fnName {
+		case "Adopt":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var ami string
+			if inputArgs["ami"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["ami"]), &ami)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ami", err))
+				}
+			}
+			return (*Amichain).Adopt(&parent, ctx, ami)
 		case "Base":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -522,6 +536,20 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
 			return (*Amichain).Plan(&parent, ctx)
+		case "Sweep":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var dryRun bool
+			if inputArgs["dryRun"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["dryRun"]), &dryRun)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg dryRun", err))
+				}
+			}
+			return (*Amichain).Sweep(&parent, ctx, dryRun)
 		case "Toolchain":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -563,20 +591,6 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg serviceNames", err))
 				}
 			}
-			var recordsEndpoint string
-			if inputArgs["recordsEndpoint"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["recordsEndpoint"]), &recordsEndpoint)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg recordsEndpoint", err))
-				}
-			}
-			var computeEndpoint string
-			if inputArgs["computeEndpoint"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["computeEndpoint"]), &computeEndpoint)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg computeEndpoint", err))
-				}
-			}
 			var packerVars []string
 			if inputArgs["packerVars"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["packerVars"]), &packerVars)
@@ -598,7 +612,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secretPaths", err))
 				}
 			}
-			return (*Amichain).WithStandIns(&parent, services, serviceNames, recordsEndpoint, computeEndpoint, packerVars, secretFiles, secretPaths)
+			return (*Amichain).WithStandIns(&parent, services, serviceNames, packerVars, secretFiles, secretPaths)
 		case "Worker":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -745,7 +759,21 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg force", err))
 				}
 			}
-			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force)
+			var recordsEndpoint string
+			if inputArgs["recordsEndpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["recordsEndpoint"]), &recordsEndpoint)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg recordsEndpoint", err))
+				}
+			}
+			var computeEndpoint string
+			if inputArgs["computeEndpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["computeEndpoint"]), &computeEndpoint)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg computeEndpoint", err))
+				}
+			}
+			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force, recordsEndpoint, computeEndpoint)
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -45,9 +45,6 @@ func (i *Image) Build(ctx context.Context) (*ImageResult, error) {
 // Ami returns the image's current AMI id in the build region, from its record; builds nothing.
 // +cache="never"
 func (i *Image) Ami(ctx context.Context) (string, error) {
-	if i.Module.Bucket == "" {
-		return "", fmt.Errorf("--bucket is required: the S3 bucket that holds the AMI records")
-	}
 	aws, err := i.Module.aws(ctx)
 	if err != nil {
 		return "", err

@@ -5,13 +5,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"dagger/amichain/internal/dagger"
 
+	"github.com/amichain/amichain/core/ami"
 	"github.com/amichain/amichain/core/run"
+	"github.com/amichain/amichain/core/upstream"
 )
 
 // Amichain builds a tree of AMIs, exactly the images whose inputs changed.
@@ -55,12 +59,13 @@ type Amichain struct {
 	// +private
 	Force []string
 
-	// Set by with-stand-ins.
-
 	// +private
 	S3Endpoint string
 	// +private
 	EC2Endpoint string
+
+	// Set by with-stand-ins.
+
 	// +private
 	ServiceNames []string
 	// +private
@@ -139,6 +144,13 @@ func New(
 	// The images to rebuild even if up to date, e.g. web,worker.
 	// +optional
 	force []string,
+	// An S3-compatible endpoint for the records instead of AWS S3, e.g. http://minio:9000.
+	// +optional
+	recordsEndpoint string,
+	// An EC2 API endpoint instead of AWS's, e.g. http://localstack:4566: the module's lookups
+	// and Packer use it.
+	// +optional
+	computeEndpoint string,
 ) (*Amichain, error) {
 	if maxAge != "" {
 		if _, err := time.ParseDuration(maxAge); err != nil {
@@ -150,14 +162,14 @@ func New(
 		AwsAccessKeyID: awsAccessKeyId, AwsSecretAccessKey: awsSecretAccessKey, AwsSessionToken: awsSessionToken,
 		AwsWebIdentityToken: awsWebIdentityToken, AwsRoleArn: awsRoleArn,
 		Commit: commit, Branch: branch, ToolchainCtr: toolchain, GoImage: goImage, DebianImage: debianImage,
-		Parallel: parallel, MaxAge: maxAge, Force: force,
+		Parallel: parallel, MaxAge: maxAge, Force: force, S3Endpoint: recordsEndpoint, EC2Endpoint: computeEndpoint,
 	}, nil
 }
 
 // WithStandIns points amichain at stand-ins for AWS, for tests and runs without an account.
 //
-// Services are reachable by name from Packer's container and from the module's own code (an
-// endpoint whose host is a service's name reaches that service).
+// Services are reachable by name from Packer's container and from the module's own code: an
+// endpoint (records-endpoint, compute-endpoint) whose host is a service's name reaches it.
 func (m *Amichain) WithStandIns(
 	// The services, e.g. tcp://localhost:9000,tcp://localhost:4566.
 	// +optional
@@ -165,12 +177,6 @@ func (m *Amichain) WithStandIns(
 	// The name each service is reached by, in the order of services, e.g. s3,ec2.
 	// +optional
 	serviceNames []string,
-	// An S3-compatible endpoint for the records, e.g. http://s3:9000.
-	// +optional
-	recordsEndpoint string,
-	// An EC2 API endpoint, e.g. http://ec2:4566: the module's lookups and Packer use it.
-	// +optional
-	computeEndpoint string,
 	// Packer variables for every build, as NAME=VALUE, e.g. ssh_port=2222.
 	// +optional
 	packerVars []string,
@@ -190,20 +196,12 @@ func (m *Amichain) WithStandIns(
 	m.Services, m.ServiceNames = append(m.Services, services...), append(m.ServiceNames, serviceNames...)
 	m.SecretFiles, m.SecretPaths = append(m.SecretFiles, secretFiles...), append(m.SecretPaths, secretPaths...)
 	m.PackerVars = append(m.PackerVars, packerVars...)
-	if recordsEndpoint != "" {
-		m.S3Endpoint = recordsEndpoint
-	}
-	if computeEndpoint != "" {
-		m.EC2Endpoint = computeEndpoint
-	}
 	return m, nil
 }
 
-// load exports the source into the module's filesystem and wires a run over it.
-func (m *Amichain) load(ctx context.Context, withBuilder bool) (*run.Run, error) {
-	if m.Bucket == "" {
-		return nil, fmt.Errorf("--bucket is required: the S3 bucket that holds the AMI records")
-	}
+// load exports the source into the module's filesystem and wires a run over it: records,
+// leases and liveness checks against AWS, and, to build, the Packer runner.
+func (m *Amichain) load(ctx context.Context, aws *awsAccess, runID string, withBuilder bool) (*run.Run, error) {
 	dir, err := os.MkdirTemp("", "amichain-src-")
 	if err != nil {
 		return nil, err
@@ -211,14 +209,14 @@ func (m *Amichain) load(ctx context.Context, withBuilder bool) (*run.Run, error)
 	if _, err := m.Source.Export(ctx, dir); err != nil {
 		return nil, fmt.Errorf("export the source: %w", err)
 	}
-	aws, err := m.aws(ctx)
-	if err != nil {
-		return nil, err
-	}
 	commit, branch := m.gitInfo(ctx)
 	opts := run.Options{
 		Source: os.DirFS(dir), Records: aws.store, EC2: aws.ec2, Force: m.Force,
 		Parallel: m.Parallel, Commit: commit, Branch: branch,
+		RunID: runID, Leases: aws.store,
+		Live: ami.NewChecker(func(ctx context.Context, region string) (upstream.DescribeImagesAPI, error) {
+			return upstream.NewClient(ctx, region, aws.ec2Endpoint, aws.creds)
+		}),
 	}
 	if m.MaxAge != "" {
 		opts.MaxAge, _ = time.ParseDuration(m.MaxAge)
@@ -229,4 +227,9 @@ func (m *Amichain) load(ctx context.Context, withBuilder bool) (*run.Run, error)
 		}
 	}
 	return run.Load(ctx, opts)
+}
+
+// newRunID names one run: in its leases and in the tags of the builder instances it starts.
+func newRunID(now time.Time) string {
+	return now.UTC().Format("20060102T150405Z") + "-" + strings.ToLower(rand.Text()[:8])
 }

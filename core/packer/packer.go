@@ -58,10 +58,10 @@ type commands struct {
 }
 
 // reserved are the variables amichain sets itself for every build.
-var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "region"}
+var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "region", "run_id"}
 
 // newCommands returns the packer invocations that build req in region. Variables are the
-// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook, region), then
+// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook, region, run_id), then
 // the image's Vars, then extra; a later one wins, but neither may set a reserved variable.
 func newCommands(req build.Request, region string, extra map[string]string) (commands, error) {
 	img := req.Image
@@ -80,6 +80,9 @@ func newCommands(req build.Request, region string, extra map[string]string) (com
 		"git_commit":  req.Commit,
 		"playbook":    img.Playbook,
 		"region":      region,
+	}
+	if req.RunID != "" {
+		vars["run_id"] = req.RunID // tags the builder's resources for the janitor
 	}
 	for _, src := range []struct {
 		what string

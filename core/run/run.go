@@ -34,6 +34,12 @@ type Options struct {
 	Commit   string
 	Branch   string
 	Now      func() time.Time
+	// RunID names this run in its leases and in the tags of its builder instances.
+	RunID string
+	// Leases, when set, make runs that share the bucket build each fingerprint once.
+	Leases build.Leases
+	// Live, when set, makes up to date and reuse require the recorded AMIs to exist.
+	Live plan.Liveness
 }
 
 // Run is a loaded repository, ready to plan or build.
@@ -73,7 +79,7 @@ func Load(ctx context.Context, opts Options) (*Run, error) {
 		opts:        opts,
 		planner: &plan.Planner{
 			Tree: t, Hasher: fingerprint.NewHasher(opts.Source), Records: opts.Records,
-			Tools: tools, Force: force, MaxAge: opts.MaxAge, Now: opts.Now,
+			Tools: tools, Force: force, MaxAge: opts.MaxAge, Now: opts.Now, Live: opts.Live,
 		},
 	}, nil
 }
@@ -96,6 +102,7 @@ func (r *Run) Build(ctx context.Context, only string) (build.Summary, error) {
 	ex := &build.Executor{
 		Planner: r.planner, Builder: r.opts.Builder, Records: r.opts.Records,
 		Parallel: r.opts.Parallel, Commit: r.opts.Commit, Branch: r.opts.Branch, Now: r.opts.Now,
+		Coordination: build.Coordination{Leases: r.opts.Leases, RunID: r.opts.RunID},
 	}
 	return ex.Run(ctx, p)
 }

@@ -141,11 +141,11 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 		"--source", src, "--git", filepath.Join(src, ".git"),
 		"--bucket", e.S3.Bucket, "--region", Region,
 		"--aws-access-key-id", "env://AWS_ACCESS_KEY_ID", "--aws-secret-access-key", "env://AWS_SECRET_ACCESS_KEY",
+		"--records-endpoint", "http://s3:" + s3Port, "--compute-endpoint", "http://ec2:" + ec2Port,
 	}, flags...)
 	args = append(args, "with-stand-ins",
 		"--services", strings.Join([]string{"tcp://localhost:" + s3Port, "tcp://localhost:" + ec2Port, "tcp://localhost:" + sshPort}, ","),
 		"--service-names", "s3,ec2,sshd",
-		"--records-endpoint", "http://s3:"+s3Port, "--compute-endpoint", "http://ec2:"+ec2Port,
 		"--packer-vars", strings.Join([]string{
 			"ssh_host=sshd", "ssh_port=" + sshPort, "ssh_username=" + e.SSHD.User,
 			"ssh_private_key_file=/run/amichain/ssh_key",
