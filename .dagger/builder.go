@@ -9,8 +9,13 @@ import (
 
 	"dagger/amichain/internal/dagger"
 
+	"github.com/amichain/amichain/core/ansibletrace"
 	"github.com/amichain/amichain/core/packer"
 )
+
+// traceDir holds the audit hook that reports what Ansible reads (core/ansibletrace). It is
+// added to any toolchain, the pinned one or a team's own.
+const traceDir = "/opt/amichain/ansibletrace"
 
 // builder is the one Packer runner (core/packer) with a container exec: the toolchain with the
 // sources mounted read-only, the run's credentials and the stand-ins' services and files.
@@ -23,7 +28,12 @@ func (m *Amichain) builder(ctx context.Context, aws *awsAccess) (*packer.Runner,
 		WithMountedDirectory("/src", m.Source, dagger.ContainerWithMountedDirectoryOpts{ReadOnly: true}).
 		WithWorkdir("/src").
 		WithEnvVariable("CHECKPOINT_DISABLE", "1").
-		WithEnvVariable("AWS_REGION", m.Region)
+		WithEnvVariable("AWS_REGION", m.Region).
+		WithNewFile(traceDir+"/"+ansibletrace.HookFile, string(ansibletrace.Hook()))
+	for _, kv := range ansibletrace.Env(traceDir, nil) {
+		k, v, _ := strings.Cut(kv, "=")
+		ctr = ctr.WithEnvVariable(k, v)
+	}
 	if ctr, err = withCredentials(ctx, ctr, aws.creds); err != nil {
 		return nil, err
 	}

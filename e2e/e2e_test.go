@@ -29,7 +29,7 @@ const (
 var images = []string{"base", "web", "worker", "build-agent", "deploy-agent"}
 
 // row matches one line of the result table: IMAGE RESULT AMI WHY.
-var row = regexp.MustCompile(`(?m)^(base|web|worker|build-agent|deploy-agent)\s+(up to date|reuse|built|failed|skipped|build|stale)\s+(\S+)\s*(.*)$`)
+var row = regexp.MustCompile(`(?m)^(base|web|worker|build-agent|deploy-agent)[ \t]+(up to date|reuse|built|failed|skipped|stale)[ \t]+(\S+)[ \t]*(.*)$`)
 
 // statuses reads the table in out: image -> status.
 func statuses(out string) map[string]string {
@@ -103,6 +103,11 @@ func TestEndToEnd(t *testing.T) {
 		assert.Check(t, err, "Ansible did not provision %s", n)
 		assert.Check(t, is.Contains(string(data), "applied to "+n))
 	}
+	// What Ansible read in the toolchain container was all found statically, and is recorded.
+	assert.Check(t, !strings.Contains(out.Stdout, "which the static analysis did not find"))
+	rec, err := e.Store.Current(ctx, "web")
+	assert.NilError(t, err)
+	assert.Check(t, len(rec.Reads) > 0, "the web record holds no reads: the audit hook did not run")
 	t.Logf("FIGURE full build: %s", out.Wall.Round(time.Second))
 
 	// 2. A fresh clone on a new machine builds nothing.

@@ -70,9 +70,12 @@ func Start(t *testing.T, fixtures string) *Env {
 	e.Store = record.NewStore(e.S3.Client, record.Config{Bucket: e.S3.Bucket, Prefix: "amichain"})
 
 	e.Repo = t.TempDir()
-	for _, s := range []string{"amichain.yaml", "toolchain.env", "packer"} {
-		assert.NilError(t, os.CopyFS(filepath.Join(e.Repo, s), os.DirFS(filepath.Join(e.module, s))), s)
+	for _, s := range []string{"amichain.yaml", "toolchain.env"} {
+		data, err := os.ReadFile(filepath.Join(e.module, s))
+		assert.NilError(t, err)
+		assert.NilError(t, os.WriteFile(filepath.Join(e.Repo, s), data, 0o644))
 	}
+	assert.NilError(t, os.CopyFS(filepath.Join(e.Repo, "packer"), os.DirFS(filepath.Join(e.module, "packer"))))
 	assert.NilError(t, os.CopyFS(filepath.Join(e.Repo, "ansible"), os.DirFS(fixtures)))
 	vars := fmt.Sprintf("---\n# Written by the end-to-end test: where the fixture roles write.\ne2e_scratch: %s\n", e.Scratch)
 	assert.NilError(t, os.MkdirAll(filepath.Join(e.Repo, "ansible", "group_vars"), 0o755))
