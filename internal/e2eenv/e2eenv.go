@@ -29,6 +29,9 @@ const Region = "us-east-1"
 // UpstreamAMI is the Debian image the local EC2 API offers to the tree's upstream lookup.
 const UpstreamAMI = "ami-0000000000000deb1"
 
+// BuilderLifetime is how long a builder instance lives before a later run may remove it.
+const BuilderLifetime = 20 * time.Second
+
 // Secret is the secret access key the module is given; it must never appear in any output.
 const Secret = "e2e-dummy-secret"
 
@@ -153,6 +156,8 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 			"ssh_host=sshd", "ssh_port=" + sshPort, "ssh_username=" + e.SSHD.User,
 			"ssh_private_key_file=/run/amichain/ssh_key",
 			"subnet_id=" + ec2local.SubnetID, "security_group_id=" + ec2local.SecurityGroupID,
+			// A killed run's builder is a leftover once this is over (the janitor's test).
+			"builder_lifetime=" + BuilderLifetime.String(),
 		}, ","),
 		"--secret-files", "file://"+e.SSHD.PrivateKeyPath, "--secret-paths", "/run/amichain/ssh_key",
 	)
@@ -171,6 +176,15 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 		t.Logf("stderr (tail):\n%s", Tail(out.Stderr, 80))
 	}
 	return out, err
+}
+
+// Failure returns the error dagger printed last on stderr: what a failed function returned.
+func (o Output) Failure() string {
+	i := strings.LastIndex(o.Stderr, "\nError: ")
+	if i < 0 {
+		return ""
+	}
+	return o.Stderr[i+1:]
 }
 
 // Tail returns the last n lines of s.
