@@ -2,7 +2,7 @@
 # The one `dagger call` that both CI pipelines run (ci/buildkite/pipeline.yml and
 # ci/github/amichain.yml), so Buildkite, GitHub Actions and a laptop pass the same flags.
 #
-#   ci/dagger-call.sh FUNCTION        plan | build-all | ids | base | web | ...
+#   ci/dagger-call.sh FUNCTION        plan | build-all | ids | sweep | IMAGE (base, web, ...)
 #
 # Settings come from the environment:
 #   AMICHAIN_BUCKET (required), AMICHAIN_PREFIX, AMICHAIN_REGION,
@@ -12,13 +12,14 @@
 # a command line and show as *** in its output. First match wins:
 #   AWS_WEB_IDENTITY_TOKEN + AMICHAIN_ROLE_ARN          (GitHub Actions OIDC)
 #   AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]
-# The function's result (plan or table) goes to stdout, dagger's progress to stderr.
+# The function's result (the plan or the build table) goes to stdout, dagger's progress to
+# stderr. A failed build-all prints its table to stdout too, once, and exits non-zero.
 set -euo pipefail
 
 die() { echo "ci/dagger-call.sh: $*" >&2; exit 2; }
 
 fn=${1:-}
-[[ -n $fn ]] || die "usage: ci/dagger-call.sh FUNCTION (plan, build-all, ids or an image name)"
+[[ -n $fn ]] || die "usage: ci/dagger-call.sh FUNCTION (plan, build-all, ids, sweep or an image name)"
 [[ -n ${AMICHAIN_BUCKET:-} ]] || die "AMICHAIN_BUCKET is not set: the S3 bucket that holds the AMI records"
 command -v dagger >/dev/null ||
 	die "the dagger CLI is not on PATH: install v0.21.7 on this runner (see dagger/engine/README.md)"
@@ -49,5 +50,22 @@ else
 	die "no AWS credentials: set AWS_WEB_IDENTITY_TOKEN + AMICHAIN_ROLE_ARN, or AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (from the CI's secret store)"
 fi
 
+case $fn in
+plan | build-all) call=("$fn" table) ;;
+ids | sweep) call=("$fn") ;;
+*) call=(image --name "$fn" build ami) ;;
+esac
+
 # --progress=plain: a readable log without a terminal (and the only mode some builds support).
-exec dagger --progress=plain call "${args[@]}" "$fn"
+# dagger prints a failed function's error last on stderr ("Error: ..."): for build-all that
+# is the table, which goes to stdout like a successful one.
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+status=0
+dagger --progress=plain call "${args[@]}" "${call[@]}" 2> >(tee "$err" >&2) || status=$?
+wait # for tee
+if ((status != 0)); then
+	awk '/^Error: /{found=1; buf=""} found{buf=buf $0 "\n"} END{printf "%s", buf}' "$err" |
+		sed -e '1s/^Error: //' -e 's/ *\[traceparent:[0-9a-f-]*\]$//' -e '/^$/d'
+fi
+exit "$status"
