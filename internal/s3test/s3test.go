@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -64,8 +65,21 @@ func NewClient(endpoint, accessKey, secretKey string) *s3.Client {
 // StartFake serves gofakes3 with an in-memory backend over HTTP on loopback until the test ends.
 func StartFake(t testing.TB) *Server {
 	t.Helper()
+	return StartFakeAt(t, "127.0.0.1:0")
+}
+
+// StartFakeAt is StartFake listening on addr, e.g. an address a container can reach.
+func StartFakeAt(t testing.TB, addr string) *Server {
+	t.Helper()
 	faker := gofakes3.New(s3mem.New())
-	hs := httptest.NewServer(faker.Server())
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("gofakes3: listen on %s: %v", addr, err)
+	}
+	hs := httptest.NewUnstartedServer(faker.Server())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
 	t.Cleanup(hs.Close)
 	s := newServer(hs.URL)
 	s.createBucket(t)
