@@ -104,8 +104,9 @@ func (m *Amichain) Tools(ctx context.Context) (string, error) {
 	return ctr.WithExec([]string{"sh", "-c", "packer version && packer plugins installed && ansible-playbook --version | head -n1"}).Stdout(ctx)
 }
 
-// Toolchain returns the container Packer and Ansible run in: the one given with --toolchain,
-// else the pinned toolchain built from toolchain.env.
+// Toolchain returns the container Packer and Ansible run in.
+//
+// It is the one given with --toolchain, else the pinned toolchain built from toolchain.env.
 func (m *Amichain) Toolchain(ctx context.Context) (*dagger.Container, error) {
 	return m.toolchain(ctx)
 }
