@@ -110,6 +110,16 @@ func (h *Hasher) files(img tree.Image) ([]string, error) {
 	for _, d := range deps {
 		set[d] = true
 	}
+	if img.Verify != "" {
+		// The verify playbook decides whether an AMI is made: it is an input too.
+		deps, err := ansibledeps.Files(h.fsys, img.Verify)
+		if err != nil {
+			return nil, fmt.Errorf("verify playbook: %w", err)
+		}
+		for _, d := range deps {
+			set[d] = true
+		}
+	}
 	for _, in := range img.Inputs {
 		fi, err := fs.Stat(h.fsys, in)
 		if err != nil {

@@ -56,10 +56,11 @@ type Commands struct {
 }
 
 // reserved are the variables amichain sets itself for every build.
-var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "region"}
+var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "verify_playbook", "region"}
 
 // NewCommands returns the packer invocations that build req in region. Variables are the
-// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook, region), then
+// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook,
+// verify_playbook if the image has one, region), then
 // the image's Vars, then extra; a later one wins, but neither may set a reserved variable.
 func NewCommands(req build.Request, region string, extra map[string]string) (Commands, error) {
 	img := req.Image
@@ -78,6 +79,9 @@ func NewCommands(req build.Request, region string, extra map[string]string) (Com
 		"git_commit":  req.Commit,
 		"playbook":    img.Playbook,
 		"region":      region,
+	}
+	if img.Verify != "" {
+		vars["verify_playbook"] = img.Verify
 	}
 	for _, src := range []struct {
 		what string

@@ -31,6 +31,16 @@ func request(template string, vars map[string]string) build.Request {
 	}
 }
 
+func TestNewCommandsPassesTheVerifyPlaybook(t *testing.T) {
+	req := request("packer/image.pkr.hcl", nil)
+	req.Image.Verify = "ansible/verify/web.yml"
+	cmds, err := packer.NewCommands(req, "eu-west-1", nil)
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(cmds.Build, "verify_playbook=ansible/verify/web.yml"))
+	_, err = packer.NewCommands(request("packer/image.pkr.hcl", map[string]string{"verify_playbook": "x.yml"}), "eu-west-1", nil)
+	assert.ErrorContains(t, err, `"verify_playbook", which amichain sets itself`)
+}
+
 func TestNewCommands(t *testing.T) {
 	amichainVars := []string{
 		"-var", "fingerprint=3f2a9c0d1e4b5a69",
