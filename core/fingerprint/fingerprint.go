@@ -69,7 +69,7 @@ func NewHasher(fsys fs.FS) *Hasher {
 // Compute returns img's fingerprint. parentAMI is the AMI img is built from (its parent's, or
 // the upstream image's for a root image).
 func (h *Hasher) Compute(img tree.Image, tools toolchain.Versions, parentAMI string) (Set, error) {
-	paths, err := h.files(img)
+	paths, err := h.Files(img)
 	if err != nil {
 		return Set{}, fmt.Errorf("image %q: %w", img.Name, err)
 	}
@@ -97,8 +97,9 @@ func (h *Hasher) Compute(img tree.Image, tools toolchain.Versions, parentAMI str
 	return Set{Sum: sum(inputs), Inputs: inputs}, nil
 }
 
-// files lists, sorted and once each, the files img is made from.
-func (h *Hasher) files(img tree.Image) ([]string, error) {
+// Files lists, sorted and once each, the files img is made from: its template, the files its
+// playbook and verify playbook use, and its inputs.
+func (h *Hasher) Files(img tree.Image) ([]string, error) {
 	set := map[string]bool{img.Template: true}
 	deps, err := ansibledeps.Files(h.fsys, img.Playbook)
 	var tmpl *ansibledeps.TemplatedError
