@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"dagger/amichain/internal/dagger"
 
@@ -157,13 +160,40 @@ func (m *Amichain) containerTree(ctx context.Context, opts containerOpts) (*cont
 		}
 		// The Packer template makes the AMI, not the container.
 		paths = slices.DeleteFunc(paths, func(p string) bool { return p == img.Template })
-		files[img.Name] = m.Source.Filter(dagger.DirectoryFilterOpts{Include: paths})
+		if files[img.Name], err = m.contentDirectory(dir, paths); err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
 	}
 	ansible, err := m.toolchainAnsible(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return &containerTree{tree: tr, files: files, ansible: ansible, opts: opts, converged: map[string]*dagger.Container{}}, nil
+}
+
+// contentDirectory holds paths (relative to dir, the exported source) with their content and
+// modes. The engine keys a derived directory (Source.Filter) by how it was derived, so any
+// source edit would miss the cache of every image; a directory made of the files' content is
+// keyed by that content only. A file that is not text comes from the source instead.
+func (m *Amichain) contentDirectory(dir string, paths []string) (*dagger.Directory, error) {
+	d := dag.Directory()
+	for _, p := range paths {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		data, err := os.ReadFile(full)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(full)
+		if err != nil {
+			return nil, err
+		}
+		if !utf8.Valid(data) {
+			d = d.WithFile(p, m.Source.File(p))
+			continue
+		}
+		d = d.WithNewFile(p, string(data), dagger.DirectoryWithNewFileOpts{Permissions: int(fi.Mode().Perm())})
+	}
+	return d, nil
 }
 
 // toolchainAnsible copies the toolchain container's ansible-playbook and the Python packages it
@@ -208,7 +238,7 @@ func (t *containerTree) test(ctx context.Context, name string) (*dagger.Containe
 	}
 	r.converge = "ok"
 
-	out, err := t.run(ctr, img, img.Playbook, "json").Stdout(ctx)
+	out, err := t.run(ctr, img, img.Playbook).Stdout(ctx)
 	if err != nil {
 		return fail(&r.idempotence, playbookError(img, "idempotence", err))
 	}
@@ -226,7 +256,7 @@ func (t *containerTree) test(ctx context.Context, name string) (*dagger.Containe
 		r.verify = "none"
 		return ctr, r, nil
 	}
-	if _, err := t.run(ctr, img, img.Verify, "").Sync(ctx); err != nil {
+	if _, err := t.run(ctr, img, img.Verify).Sync(ctx); err != nil {
 		return fail(&r.verify, playbookError(img, "verify", err))
 	}
 	r.verify = "ok"
@@ -249,20 +279,19 @@ func (t *containerTree) convergeLocked(img tree.Image) *dagger.Container {
 	if img.Parent == "" {
 		from = dag.Container().From(t.tree.Upstream.Container).
 			WithExec([]string{"sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends " +
-				strings.Join(upstreamPrerequisites, " ") + " && rm -rf /var/lib/apt/lists/*"})
+				strings.Join(upstreamPrerequisites, " ")})
 	} else {
 		parent, _ := t.tree.Get(img.Parent)
 		from = t.convergeLocked(parent)
 	}
-	ctr := t.run(from, img, img.Playbook, "")
+	ctr := t.run(from, img, img.Playbook)
 	t.converged[img.Name] = ctr
 	return ctr
 }
 
 // run applies playbook to ctr as the AMI's builder does (image_name, same roles and vars),
-// with the toolchain's Ansible and the image's files mounted for this run only. callback
-// "json" makes the output parseable; "" is Ansible's default, readable one.
-func (t *containerTree) run(ctr *dagger.Container, img tree.Image, playbook, callback string) *dagger.Container {
+// with the toolchain's Ansible and the image's files mounted for this run only.
+func (t *containerTree) run(ctr *dagger.Container, img tree.Image, playbook string) *dagger.Container {
 	ro := dagger.ContainerWithMountedDirectoryOpts{ReadOnly: true}
 	ctr = ctr.
 		WithMountedDirectory(ctrSrc, t.files[img.Name], ro).
@@ -276,10 +305,7 @@ func (t *containerTree) run(ctr *dagger.Container, img tree.Image, playbook, cal
 		"PYTHONPATH=" + ctrAnsible + "/lib", "LANG=C.UTF-8",
 		"ANSIBLE_HOME=" + ctrHome, "ANSIBLE_LOCAL_TEMP=" + ctrHome + "/tmp", "ANSIBLE_REMOTE_TEMP=" + ctrHome + "/tmp",
 		"ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3", "ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=0",
-		"ANSIBLE_PIPELINING=1",
-	}
-	if callback != "" {
-		args = append(args, "ANSIBLE_STDOUT_CALLBACK="+callback)
+		"ANSIBLE_PIPELINING=1", "ANSIBLE_STDOUT_CALLBACK=default",
 	}
 	args = append(args, "python3", ctrAnsible+"/bin/ansible-playbook", "-i", "localhost,", "-c", "local",
 		"-e", "image_name="+img.Name)
@@ -300,7 +326,7 @@ func (t *containerTree) run(ctr *dagger.Container, img tree.Image, playbook, cal
 var (
 	imageNameArg = regexp.MustCompile(`^image_name=(.+)$`)
 	taskLine     = regexp.MustCompile(`^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$`)
-	failedLine   = regexp.MustCompile(`^(?:fatal|failed): \[[^\]]+\].*?: (?:FAILED|UNREACHABLE)! => (.*)$`)
+	failedLine   = regexp.MustCompile(`^(?:fatal|failed): \[[^\]]+\](?: \(item=.*?\))?(?:: (?:FAILED|UNREACHABLE)!)? => (.*)$`)
 )
 
 // failedImage names the image whose playbook run failed, from the failed command.
@@ -365,40 +391,32 @@ func failureMessage(result string) string {
 	return result
 }
 
-// changedTasks lists the tasks that reported a change, from the json callback's output, as
-// "role : task (file:line)".
+var (
+	changedLine = regexp.MustCompile(`^changed: \[`)
+	recapLine   = regexp.MustCompile(`^\S+\s+: ok=\d+\s+changed=(\d+)`)
+)
+
+// changedTasks lists the tasks that reported a change ("role : task"), from the default
+// callback's output; an error if the recap counts changes it could not attribute.
 func changedTasks(out string) ([]string, error) {
-	var report struct {
-		Plays []struct {
-			Tasks []struct {
-				Task struct {
-					Name string `json:"name"`
-					Path string `json:"path"`
-				} `json:"task"`
-				Hosts map[string]struct {
-					Changed bool `json:"changed"`
-				} `json:"hosts"`
-			} `json:"tasks"`
-		} `json:"plays"`
-	}
-	// The json callback prints one document; warnings may come before it.
-	start := strings.Index(out, "{")
-	if start < 0 {
-		return nil, fmt.Errorf("no json report in ansible-playbook's output: %s", lastLines(out, 5))
-	}
-	if err := json.Unmarshal([]byte(out[start:]), &report); err != nil {
-		return nil, fmt.Errorf("read ansible-playbook's json report: %w", err)
-	}
 	var changed []string
-	for _, p := range report.Plays {
-		for _, task := range p.Tasks {
-			for _, h := range task.Hosts {
-				if h.Changed {
-					changed = append(changed, fmt.Sprintf("%q (%s)", task.Task.Name, strings.TrimPrefix(task.Task.Path, ctrSrc+"/")))
-					break
-				}
-			}
+	task, recap := "", ""
+	for _, line := range strings.Split(out, "\n") {
+		if m := taskLine.FindStringSubmatch(line); m != nil {
+			task = m[1]
 		}
+		if changedLine.MatchString(line) && !slices.Contains(changed, strconv.Quote(task)) {
+			changed = append(changed, strconv.Quote(task))
+		}
+		if m := recapLine.FindStringSubmatch(line); m != nil {
+			recap = m[1]
+		}
+	}
+	switch {
+	case recap == "":
+		return nil, fmt.Errorf("no PLAY RECAP in ansible-playbook's output: %s", lastLines(out, 5))
+	case recap != "0" && len(changed) == 0:
+		return nil, fmt.Errorf("the recap says changed=%s, but no task said changed: %s", recap, lastLines(out, 5))
 	}
 	return changed, nil
 }

@@ -14,13 +14,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 command -v dagger >/dev/null || { echo "$0: dagger not found: eval \"\$(../shared/dagger-engine/setup.sh)\" first" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir "$work/src"
+mkdir "$work/src" "$work/git"
 cp -R "$root/amichain.yaml" "$root/toolchain.env" "$root/ansible" "$root/packer" "$work/src/"
 "$root/containers/stand-in-apt.sh" "$work/apt"
 
 files=/run/amichain/files
 call() {
-	dagger --progress=plain -m "$root" call --source "$work/src" --bucket unused \
+	dagger --progress=plain -m "$root" call --source "$work/src" --git "$work/git" --bucket unused \
 		test-containers --ansible-files "$work/apt" \
 		--ansible-var "datadog_apt_url=file:$files/datadog" --ansible-var "datadog_apt_key_url=file://$files/key.asc" \
 		--ansible-var "buildkite_apt_url=file:$files/buildkite" --ansible-var "buildkite_apt_key_url=file://$files/key.asc" \
