@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -18,8 +19,45 @@ import (
 	"github.com/amichain/amichain/core/upstream"
 )
 
-// credentials turns the secrets given to the module into an AWS credentials provider; nil
-// means the SDK's default chain (e.g. an instance role of the engine's host).
+// awsAccess is what a run reaches AWS with: one credentials provider, used by the module's own
+// clients and handed to Packer, so both always act as the same identity.
+type awsAccess struct {
+	creds aws.CredentialsProvider
+	store *record.Store
+	ec2   *ec2.Client
+}
+
+// aws resolves the credentials and builds the record store and the EC2 client.
+func (m *Amichain) aws(ctx context.Context) (*awsAccess, error) {
+	creds, err := m.credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s3Endpoint, err := m.reach(ctx, m.S3Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("with-stand-ins --records-endpoint: %w", err)
+	}
+	s3c, err := record.NewClient(ctx, record.Options{Region: m.Region, Endpoint: s3Endpoint, Credentials: creds})
+	if err != nil {
+		return nil, err
+	}
+	ec2Endpoint, err := m.reach(ctx, m.EC2Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("with-stand-ins --compute-endpoint: %w", err)
+	}
+	ec2c, err := upstream.NewClient(ctx, m.Region, ec2Endpoint, creds)
+	if err != nil {
+		return nil, err
+	}
+	return &awsAccess{
+		creds: creds,
+		store: record.NewStore(s3c, record.Config{Bucket: m.Bucket, Prefix: m.Prefix}),
+		ec2:   ec2c,
+	}, nil
+}
+
+// credentials turns what the module was given into one credentials provider: a web identity
+// token for a role, keys, or else the SDK's default chain (e.g. the engine host's role).
 func (m *Amichain) credentials(ctx context.Context) (aws.CredentialsProvider, error) {
 	switch {
 	case m.AwsWebIdentityToken != nil:
@@ -52,39 +90,33 @@ func (m *Amichain) credentials(ctx context.Context) (aws.CredentialsProvider, er
 		}
 		return credentials.NewStaticCredentialsProvider(id, secret, token), nil
 	}
-	return nil, nil
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(m.Region))
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w (or pass --aws-access-key-id and --aws-secret-access-key)", err)
+	}
+	return cfg.Credentials, nil
 }
 
 type staticToken string
 
 func (t staticToken) GetIdentityToken() ([]byte, error) { return []byte(t), nil }
 
-// stores returns the record store and the EC2 client, from module code.
-func (m *Amichain) stores(ctx context.Context) (*record.Store, *ec2.Client, error) {
-	creds, err := m.credentials(ctx)
+// withCredentials gives ctr the run's credentials as secret variables, as the AWS SDK inside
+// (Packer's) reads them. Temporary credentials last as long as the role's session.
+func withCredentials(ctx context.Context, ctr *dagger.Container, creds aws.CredentialsProvider) (*dagger.Container, error) {
+	c, err := creds.Retrieve(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("AWS credentials for Packer: %w", err)
 	}
-	s3Endpoint, err := m.reach(ctx, m.S3Endpoint)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--s3-endpoint: %w", err)
+	ctr = ctr.WithSecretVariable("AWS_ACCESS_KEY_ID", dag.SetSecret("amichain-aws-access-key-id", c.AccessKeyID)).
+		WithSecretVariable("AWS_SECRET_ACCESS_KEY", dag.SetSecret("amichain-aws-secret-access-key", c.SecretAccessKey))
+	if c.SessionToken != "" {
+		ctr = ctr.WithSecretVariable("AWS_SESSION_TOKEN", dag.SetSecret("amichain-aws-session-token", c.SessionToken))
 	}
-	s3c, err := record.NewClient(ctx, record.Options{Region: m.Region, Endpoint: s3Endpoint, Credentials: creds})
-	if err != nil {
-		return nil, nil, err
-	}
-	ec2Endpoint, err := m.reach(ctx, m.EC2Endpoint)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--ec2-endpoint: %w", err)
-	}
-	ec2c, err := upstream.NewClient(ctx, m.Region, ec2Endpoint, creds)
-	if err != nil {
-		return nil, nil, err
-	}
-	return record.NewStore(s3c, record.Config{Bucket: m.Bucket, Prefix: m.Prefix}), ec2c, nil
+	return ctr, nil
 }
 
-// reach rewrites an endpoint whose host names a service given with with-service into the
+// reach rewrites an endpoint whose host names a service given with with-stand-ins into the
 // address module code reaches that service at; other endpoints are returned as they are.
 func (m *Amichain) reach(ctx context.Context, endpoint string) (string, error) {
 	if endpoint == "" {

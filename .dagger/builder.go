@@ -2,26 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"dagger/amichain/internal/dagger"
 
-	"github.com/amichain/amichain/core/build"
+	"github.com/amichain/amichain/core/ansibletrace"
 	"github.com/amichain/amichain/core/packer"
 )
 
-// containerBuilder runs Packer in the toolchain container: the same commands as the host
-// runner (core/packer), the AMI id parsed by the same code.
-type containerBuilder struct {
-	base   *dagger.Container
-	region string
-	vars   map[string]string
-}
+// traceDir holds the audit hook that reports what Ansible reads (core/ansibletrace). It is
+// added to any toolchain, the pinned one or a team's own.
+const traceDir = "/opt/amichain/ansibletrace"
 
-func (m *Amichain) builder(ctx context.Context) (*containerBuilder, error) {
+// builder is the one Packer runner (core/packer) with a container exec: the toolchain with the
+// sources mounted read-only, the run's credentials and the stand-ins' services and files.
+func (m *Amichain) builder(ctx context.Context, aws *awsAccess) (*packer.Runner, error) {
 	ctr, err := m.toolchain(ctx)
 	if err != nil {
 		return nil, err
@@ -30,24 +28,20 @@ func (m *Amichain) builder(ctx context.Context) (*containerBuilder, error) {
 		WithMountedDirectory("/src", m.Source, dagger.ContainerWithMountedDirectoryOpts{ReadOnly: true}).
 		WithWorkdir("/src").
 		WithEnvVariable("CHECKPOINT_DISABLE", "1").
-		WithEnvVariable("AWS_REGION", m.Region)
-	switch {
-	case m.AwsWebIdentityToken != nil:
-		ctr = ctr.WithMountedSecret("/run/amichain/web-identity-token", m.AwsWebIdentityToken).
-			WithEnvVariable("AWS_WEB_IDENTITY_TOKEN_FILE", "/run/amichain/web-identity-token").
-			WithEnvVariable("AWS_ROLE_ARN", m.AwsRoleArn)
-	case m.AwsAccessKeyID != nil:
-		ctr = ctr.WithSecretVariable("AWS_ACCESS_KEY_ID", m.AwsAccessKeyID).
-			WithSecretVariable("AWS_SECRET_ACCESS_KEY", m.AwsSecretAccessKey)
-		if m.AwsSessionToken != nil {
-			ctr = ctr.WithSecretVariable("AWS_SESSION_TOKEN", m.AwsSessionToken)
-		}
+		WithEnvVariable("AWS_REGION", m.Region).
+		WithNewFile(traceDir+"/"+ansibletrace.HookFile, string(ansibletrace.Hook()))
+	for _, kv := range ansibletrace.Env(traceDir, nil) {
+		k, v, _ := strings.Cut(kv, "=")
+		ctr = ctr.WithEnvVariable(k, v)
+	}
+	if ctr, err = withCredentials(ctx, ctr, aws.creds); err != nil {
+		return nil, err
 	}
 	for i, name := range m.ServiceNames {
 		ctr = ctr.WithServiceBinding(name, m.Services[i])
 	}
 	for i, path := range m.SecretPaths {
-		ctr = ctr.WithMountedSecret(path, m.Secrets[i])
+		ctr = ctr.WithMountedSecret(path, m.SecretFiles[i])
 	}
 	vars := map[string]string{}
 	if m.EC2Endpoint != "" {
@@ -58,52 +52,48 @@ func (m *Amichain) builder(ctx context.Context) (*containerBuilder, error) {
 	}
 	for _, kv := range m.PackerVars {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("packer variable %q: want NAME=VALUE", kv)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("with-stand-ins --packer-vars %q: want NAME=VALUE", kv)
 		}
 		vars[k] = v
 	}
-	return &containerBuilder{base: ctr, region: m.Region, vars: vars}, nil
+	return &packer.Runner{Exec: containerExec{ctr: ctr}, Vars: vars, Region: m.Region}, nil
 }
 
-func (b *containerBuilder) Build(ctx context.Context, req build.Request) (build.Result, error) {
-	cmds, err := packer.NewCommands(req, b.region, b.vars)
+// containerExec runs packer as an exec in the toolchain container.
+type containerExec struct {
+	ctr *dagger.Container
+}
+
+// Run runs packer with its output merged, as on a terminal. Every exec carries a nonce: a build
+// creates AWS resources, so the engine must never answer one from its cache. A cancelled
+// exec dies with the engine session, without Packer's interrupt cleanup; builder instances
+// are tagged so that the next run finds what it left.
+func (c containerExec) Run(ctx context.Context, args []string, line func(string)) (int, error) {
+	ctr := c.ctr.WithEnvVariable("AMICHAIN_EXEC_NONCE", rand.Text()).
+		WithExec(append([]string{"sh", "-c", `exec packer "$@" 2>&1`, "packer"}, args...),
+			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	ctr, err := ctr.Sync(ctx)
 	if err != nil {
-		return build.Result{}, err
-	}
-	// The engine caches an exec by its command, environment and mounted content: the
-	// fingerprint makes that cache key the image's content. A forced build must run again.
-	ctr := b.base.WithEnvVariable("AMICHAIN_FINGERPRINT", req.Fingerprint)
-	if req.Forced {
-		ctr = ctr.WithEnvVariable("AMICHAIN_FORCED_AT", time.Now().UTC().Format(time.RFC3339Nano))
-	}
-	ctr = ctr.WithExec(append([]string{"packer"}, cmds.Init...)).
-		WithExec(append([]string{"packer"}, cmds.Validate...))
-	// A failed exec is an error, and errors are not cached: the next run tries again.
-	out, err := ctr.WithExec(append([]string{"packer"}, cmds.Build...)).Stdout(ctx)
-	var execErr *dagger.ExecError
-	if !errors.As(err, &execErr) {
-		if err != nil {
-			return build.Result{}, fmt.Errorf("packer build %s: %w", req.Image.Name, err)
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("cancelled: %w", ctx.Err())
 		}
-		return packer.ParseResult(req.Image.Name, b.region, 0, strings.NewReader(out))
+		var execErr *dagger.ExecError
+		if errors.As(err, &execErr) {
+			return 0, fmt.Errorf("run packer in the toolchain container: %s", execErr.Stderr)
+		}
+		return 0, fmt.Errorf("run packer in the toolchain container: %w", err)
 	}
-	// The build's output is judged like the host runner's; init or validate failing is not.
-	step := "build"
-	if len(execErr.Cmd) > 1 {
-		step = execErr.Cmd[1]
+	out, err := ctr.Stdout(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read packer's output: %w", err)
 	}
-	if step == "build" {
-		return packer.ParseResult(req.Image.Name, b.region, execErr.ExitCode, strings.NewReader(execErr.Stdout))
+	code, err := ctr.ExitCode(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read packer's exit code: %w", err)
 	}
-	return build.Result{}, fmt.Errorf("packer %s %s failed (exit %d): %s", step, req.Image.Name,
-		execErr.ExitCode, strings.TrimSpace(lastLines(execErr.Stdout+"\n"+execErr.Stderr, 15)))
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		line(l)
 	}
-	return strings.Join(lines, "\n")
+	return code, nil
 }

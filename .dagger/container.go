@@ -420,3 +420,8 @@ func changedTasks(out string) ([]string, error) {
 	}
 	return changed, nil
 }
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

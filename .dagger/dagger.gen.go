@@ -67,8 +67,6 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 		Prefix              string
 		Region              string
 		CopyRegions         []string
-		S3Endpoint          string
-		EC2Endpoint         string
 		AwsAccessKeyID      *dagger.Secret
 		AwsSecretAccessKey  *dagger.Secret
 		AwsSessionToken     *dagger.Secret
@@ -76,15 +74,19 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 		AwsRoleArn          string
 		Commit              string
 		Branch              string
-		Toolchain           *dagger.Container
+		ToolchainCtr        *dagger.Container
+		GoImage             string
+		DebianImage         string
 		Parallel            int
 		MaxAge              string
 		Force               []string
+		S3Endpoint          string
+		EC2Endpoint         string
 		ServiceNames        []string
 		Services            []*dagger.Service
 		PackerVars          []string
 		SecretPaths         []string
-		Secrets             []*dagger.Secret
+		SecretFiles         []*dagger.Secret
 	}
 	concrete.Source = r.Source
 	concrete.Git = r.Git
@@ -92,8 +94,6 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 	concrete.Prefix = r.Prefix
 	concrete.Region = r.Region
 	concrete.CopyRegions = r.CopyRegions
-	concrete.S3Endpoint = r.S3Endpoint
-	concrete.EC2Endpoint = r.EC2Endpoint
 	concrete.AwsAccessKeyID = r.AwsAccessKeyID
 	concrete.AwsSecretAccessKey = r.AwsSecretAccessKey
 	concrete.AwsSessionToken = r.AwsSessionToken
@@ -101,15 +101,19 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 	concrete.AwsRoleArn = r.AwsRoleArn
 	concrete.Commit = r.Commit
 	concrete.Branch = r.Branch
-	concrete.Toolchain = r.Toolchain
+	concrete.ToolchainCtr = r.ToolchainCtr
+	concrete.GoImage = r.GoImage
+	concrete.DebianImage = r.DebianImage
 	concrete.Parallel = r.Parallel
 	concrete.MaxAge = r.MaxAge
 	concrete.Force = r.Force
+	concrete.S3Endpoint = r.S3Endpoint
+	concrete.EC2Endpoint = r.EC2Endpoint
 	concrete.ServiceNames = r.ServiceNames
 	concrete.Services = r.Services
 	concrete.PackerVars = r.PackerVars
 	concrete.SecretPaths = r.SecretPaths
-	concrete.Secrets = r.Secrets
+	concrete.SecretFiles = r.SecretFiles
 	return json.Marshal(&concrete)
 }
 
@@ -121,8 +125,6 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 		Prefix              string
 		Region              string
 		CopyRegions         []string
-		S3Endpoint          string
-		EC2Endpoint         string
 		AwsAccessKeyID      *dagger.Secret
 		AwsSecretAccessKey  *dagger.Secret
 		AwsSessionToken     *dagger.Secret
@@ -130,15 +132,19 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 		AwsRoleArn          string
 		Commit              string
 		Branch              string
-		Toolchain           *dagger.Container
+		ToolchainCtr        *dagger.Container
+		GoImage             string
+		DebianImage         string
 		Parallel            int
 		MaxAge              string
 		Force               []string
+		S3Endpoint          string
+		EC2Endpoint         string
 		ServiceNames        []string
 		Services            []*dagger.Service
 		PackerVars          []string
 		SecretPaths         []string
-		Secrets             []*dagger.Secret
+		SecretFiles         []*dagger.Secret
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -150,8 +156,6 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 	r.Prefix = concrete.Prefix
 	r.Region = concrete.Region
 	r.CopyRegions = concrete.CopyRegions
-	r.S3Endpoint = concrete.S3Endpoint
-	r.EC2Endpoint = concrete.EC2Endpoint
 	r.AwsAccessKeyID = concrete.AwsAccessKeyID
 	r.AwsSecretAccessKey = concrete.AwsSecretAccessKey
 	r.AwsSessionToken = concrete.AwsSessionToken
@@ -159,49 +163,137 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 	r.AwsRoleArn = concrete.AwsRoleArn
 	r.Commit = concrete.Commit
 	r.Branch = concrete.Branch
-	r.Toolchain = concrete.Toolchain
+	r.ToolchainCtr = concrete.ToolchainCtr
+	r.GoImage = concrete.GoImage
+	r.DebianImage = concrete.DebianImage
 	r.Parallel = concrete.Parallel
 	r.MaxAge = concrete.MaxAge
 	r.Force = concrete.Force
+	r.S3Endpoint = concrete.S3Endpoint
+	r.EC2Endpoint = concrete.EC2Endpoint
 	r.ServiceNames = concrete.ServiceNames
 	r.Services = concrete.Services
 	r.PackerVars = concrete.PackerVars
 	r.SecretPaths = concrete.SecretPaths
-	r.Secrets = concrete.Secrets
+	r.SecretFiles = concrete.SecretFiles
 	return nil
 }
 
 func (r Image) MarshalJSON() ([]byte, error) {
 	var concrete struct {
-		Name        string
-		Ami         string
-		Amis        []string
-		Region      string
-		Fingerprint string
-		ParentAmi   string
-		Status      string
-		Reasons     []string
+		Name   string
+		Module *Amichain
 	}
 	concrete.Name = r.Name
-	concrete.Ami = r.Ami
-	concrete.Amis = r.Amis
-	concrete.Region = r.Region
-	concrete.Fingerprint = r.Fingerprint
-	concrete.ParentAmi = r.ParentAmi
-	concrete.Status = r.Status
-	concrete.Reasons = r.Reasons
+	concrete.Module = r.Module
 	return json.Marshal(&concrete)
 }
 
 func (r *Image) UnmarshalJSON(bs []byte) error {
 	var concrete struct {
+		Name   string
+		Module *Amichain
+	}
+	err := json.Unmarshal(bs, &concrete)
+	if err != nil {
+		return err
+	}
+	r.Name = concrete.Name
+	r.Module = concrete.Module
+	return nil
+}
+
+func (r Result) MarshalJSON() ([]byte, error) {
+	var concrete struct {
+		Table  string
+		Images []*ImageResult
+		Built  []string
+	}
+	concrete.Table = r.Table
+	concrete.Images = r.Images
+	concrete.Built = r.Built
+	return json.Marshal(&concrete)
+}
+
+func (r *Result) UnmarshalJSON(bs []byte) error {
+	var concrete struct {
+		Table  string
+		Images []*ImageResult
+		Built  []string
+	}
+	err := json.Unmarshal(bs, &concrete)
+	if err != nil {
+		return err
+	}
+	r.Table = concrete.Table
+	r.Images = concrete.Images
+	r.Built = concrete.Built
+	return nil
+}
+
+func (r Plan) MarshalJSON() ([]byte, error) {
+	var concrete struct {
+		Table       string
+		UpstreamAmi string
+		Images      []*ImagePlan
+		ToBuild     []string
+	}
+	concrete.Table = r.Table
+	concrete.UpstreamAmi = r.UpstreamAmi
+	concrete.Images = r.Images
+	concrete.ToBuild = r.ToBuild
+	return json.Marshal(&concrete)
+}
+
+func (r *Plan) UnmarshalJSON(bs []byte) error {
+	var concrete struct {
+		Table       string
+		UpstreamAmi string
+		Images      []*ImagePlan
+		ToBuild     []string
+	}
+	err := json.Unmarshal(bs, &concrete)
+	if err != nil {
+		return err
+	}
+	r.Table = concrete.Table
+	r.UpstreamAmi = concrete.UpstreamAmi
+	r.Images = concrete.Images
+	r.ToBuild = concrete.ToBuild
+	return nil
+}
+
+func (r ImageResult) MarshalJSON() ([]byte, error) {
+	var concrete struct {
 		Name        string
+		Status      string
 		Ami         string
 		Amis        []string
 		Region      string
 		Fingerprint string
 		ParentAmi   string
+		Reasons     []string
+	}
+	concrete.Name = r.Name
+	concrete.Status = r.Status
+	concrete.Ami = r.Ami
+	concrete.Amis = r.Amis
+	concrete.Region = r.Region
+	concrete.Fingerprint = r.Fingerprint
+	concrete.ParentAmi = r.ParentAmi
+	concrete.Reasons = r.Reasons
+	return json.Marshal(&concrete)
+}
+
+func (r *ImageResult) UnmarshalJSON(bs []byte) error {
+	var concrete struct {
+		Name        string
 		Status      string
+		Ami         string
+		Amis        []string
+		Region      string
+		Fingerprint string
+		ParentAmi   string
 		Reasons     []string
 	}
 	err := json.Unmarshal(bs, &concrete)
@@ -209,13 +301,49 @@ func (r *Image) UnmarshalJSON(bs []byte) error {
 		return err
 	}
 	r.Name = concrete.Name
+	r.Status = concrete.Status
 	r.Ami = concrete.Ami
 	r.Amis = concrete.Amis
 	r.Region = concrete.Region
 	r.Fingerprint = concrete.Fingerprint
 	r.ParentAmi = concrete.ParentAmi
-	r.Status = concrete.Status
 	r.Reasons = concrete.Reasons
+	return nil
+}
+
+func (r ImagePlan) MarshalJSON() ([]byte, error) {
+	var concrete struct {
+		Name        string
+		Action      string
+		Ami         string
+		Reasons     []string
+		Fingerprint string
+	}
+	concrete.Name = r.Name
+	concrete.Action = r.Action
+	concrete.Ami = r.Ami
+	concrete.Reasons = r.Reasons
+	concrete.Fingerprint = r.Fingerprint
+	return json.Marshal(&concrete)
+}
+
+func (r *ImagePlan) UnmarshalJSON(bs []byte) error {
+	var concrete struct {
+		Name        string
+		Action      string
+		Ami         string
+		Reasons     []string
+		Fingerprint string
+	}
+	err := json.Unmarshal(bs, &concrete)
+	if err != nil {
+		return err
+	}
+	r.Name = concrete.Name
+	r.Action = concrete.Action
+	r.Ami = concrete.Ami
+	r.Reasons = concrete.Reasons
+	r.Fingerprint = concrete.Fingerprint
 	return nil
 }
 
@@ -344,14 +472,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			return (*Amichain).Base(&parent, ctx)
+			return (*Amichain).Base(&parent), nil
 		case "BuildAgent":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			return (*Amichain).BuildAgent(&parent, ctx)
+			return (*Amichain).BuildAgent(&parent), nil
 		case "BuildAll":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -365,7 +493,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			return (*Amichain).DeployAgent(&parent, ctx)
+			return (*Amichain).DeployAgent(&parent), nil
 		case "Ids":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -373,6 +501,20 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
 			return (*Amichain).Ids(&parent, ctx)
+		case "Image":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var name string
+			if inputArgs["name"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["name"]), &name)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg name", err))
+				}
+			}
+			return (*Amichain).Image(&parent, name), nil
 		case "Plan":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -408,6 +550,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*Amichain).TestContainers(&parent, ctx, images, ansibleVar, ansibleFiles)
+		case "Toolchain":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Amichain).Toolchain(&parent, ctx)
 		case "Tools":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -421,77 +570,70 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			return (*Amichain).Web(&parent, ctx)
-		case "WithPackerVar":
+			return (*Amichain).Web(&parent), nil
+		case "WithStandIns":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			var name string
-			if inputArgs["name"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["name"]), &name)
+			var services []*dagger.Service
+			if inputArgs["services"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["services"]), &services)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg name", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg services", err))
 				}
 			}
-			var value string
-			if inputArgs["value"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["value"]), &value)
+			var serviceNames []string
+			if inputArgs["serviceNames"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["serviceNames"]), &serviceNames)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg value", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg serviceNames", err))
 				}
 			}
-			return (*Amichain).WithPackerVar(&parent, name, value), nil
-		case "WithSecretFile":
-			var parent Amichain
-			err = json.Unmarshal(parentJSON, &parent)
-			if err != nil {
-				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
-			}
-			var path string
-			if inputArgs["path"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["path"]), &path)
+			var recordsEndpoint string
+			if inputArgs["recordsEndpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["recordsEndpoint"]), &recordsEndpoint)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg path", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg recordsEndpoint", err))
 				}
 			}
-			var secret *dagger.Secret
-			if inputArgs["secret"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["secret"]), &secret)
+			var computeEndpoint string
+			if inputArgs["computeEndpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["computeEndpoint"]), &computeEndpoint)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secret", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg computeEndpoint", err))
 				}
 			}
-			return (*Amichain).WithSecretFile(&parent, path, secret), nil
-		case "WithService":
-			var parent Amichain
-			err = json.Unmarshal(parentJSON, &parent)
-			if err != nil {
-				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
-			}
-			var name string
-			if inputArgs["name"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["name"]), &name)
+			var packerVars []string
+			if inputArgs["packerVars"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["packerVars"]), &packerVars)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg name", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg packerVars", err))
 				}
 			}
-			var svc *dagger.Service
-			if inputArgs["svc"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["svc"]), &svc)
+			var secretFiles []*dagger.Secret
+			if inputArgs["secretFiles"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["secretFiles"]), &secretFiles)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg svc", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secretFiles", err))
 				}
 			}
-			return (*Amichain).WithService(&parent, name, svc), nil
+			var secretPaths []string
+			if inputArgs["secretPaths"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["secretPaths"]), &secretPaths)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secretPaths", err))
+				}
+			}
+			return (*Amichain).WithStandIns(&parent, services, serviceNames, recordsEndpoint, computeEndpoint, packerVars, secretFiles, secretPaths)
 		case "Worker":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
-			return (*Amichain).Worker(&parent, ctx)
+			return (*Amichain).Worker(&parent), nil
 		case "":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -538,20 +680,6 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				err = json.Unmarshal([]byte(inputArgs["copyRegions"]), &copyRegions)
 				if err != nil {
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg copyRegions", err))
-				}
-			}
-			var s3Endpoint string
-			if inputArgs["s3Endpoint"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["s3Endpoint"]), &s3Endpoint)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg s3Endpoint", err))
-				}
-			}
-			var ec2Endpoint string
-			if inputArgs["ec2Endpoint"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["ec2Endpoint"]), &ec2Endpoint)
-				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ec2Endpoint", err))
 				}
 			}
 			var awsAccessKeyId *dagger.Secret
@@ -610,6 +738,20 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg toolchain", err))
 				}
 			}
+			var goImage string
+			if inputArgs["goImage"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["goImage"]), &goImage)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg goImage", err))
+				}
+			}
+			var debianImage string
+			if inputArgs["debianImage"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["debianImage"]), &debianImage)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg debianImage", err))
+				}
+			}
 			var parallel int
 			if inputArgs["parallel"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["parallel"]), &parallel)
@@ -631,7 +773,33 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg force", err))
 				}
 			}
-			return New(source, git, bucket, prefix, region, copyRegions, s3Endpoint, ec2Endpoint, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, parallel, maxAge, force)
+			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force)
+		default:
+			return nil, fmt.Errorf("unknown function %s", fnName)
+		}
+	case "Image":
+		switch fnName {
+		case "Ami":
+			var parent Image
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Image).Ami(&parent, ctx)
+		case "Build":
+			var parent Image
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Image).Build(&parent, ctx)
+		case "Plan":
+			var parent Image
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Image).Plan(&parent, ctx)
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -3,65 +3,76 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
-
-	"github.com/amichain/amichain/core/build"
 )
 
-// Image is one image of the tree after a run: built, reused or up to date.
+// Image is one image of amichain.yaml: plan it, build it, or read its current AMI.
 type Image struct {
+	// The image's name in amichain.yaml.
 	Name string
-	// The AMI children are built from (build region).
-	Ami string
-	// Every AMI id, as region=ami.
-	Amis        []string
-	Region      string
-	Fingerprint string
-	ParentAmi   string
-	// built, reused or up to date.
-	Status  string
-	Reasons []string
+	// +private
+	Module *Amichain
 }
 
-// Base builds the base image if it is stale, and returns it.
-// +cache="never"
-func (m *Amichain) Base(ctx context.Context) (*Image, error) { return m.image(ctx, "base") }
-
-// Web builds the web image (and base first, if stale), and returns it.
-// +cache="never"
-func (m *Amichain) Web(ctx context.Context) (*Image, error) { return m.image(ctx, "web") }
-
-// Worker builds the worker image (and base first, if stale), and returns it.
-// +cache="never"
-func (m *Amichain) Worker(ctx context.Context) (*Image, error) { return m.image(ctx, "worker") }
-
-// BuildAgent builds the build-agent image (and base first, if stale), and returns it.
-// +cache="never"
-func (m *Amichain) BuildAgent(ctx context.Context) (*Image, error) {
-	return m.image(ctx, "build-agent")
+// Image selects one image of amichain.yaml by name, e.g. web.
+func (m *Amichain) Image(
+	// The image's name in amichain.yaml.
+	name string,
+) *Image {
+	return &Image{Name: name, Module: m}
 }
 
-// DeployAgent builds the deploy-agent image (and base first, if stale), and returns it.
+// Plan says whether the image (and each of its ancestors) is up to date, reused or built, and why.
 // +cache="never"
-func (m *Amichain) DeployAgent(ctx context.Context) (*Image, error) {
-	return m.image(ctx, "deploy-agent")
+func (i *Image) Plan(ctx context.Context) (*Plan, error) {
+	return i.Module.plan(ctx, i.Name)
 }
 
-func (m *Amichain) image(ctx context.Context, name string) (*Image, error) {
-	sum, err := m.build(ctx, name)
+// Build builds the image if its inputs changed, after its stale ancestors, and returns it.
+// +cache="never"
+func (i *Image) Build(ctx context.Context) (*ImageResult, error) {
+	res, err := i.Module.build(ctx, i.Name)
 	if err != nil {
-		return nil, fmt.Errorf("%s\n%w", sum, err)
+		return nil, err
 	}
-	i := slices.IndexFunc(sum.Outcomes, func(o build.Outcome) bool { return o.Image == name })
-	if i < 0 {
-		return nil, fmt.Errorf("image %s: not in the run's summary", name)
+	j := slices.IndexFunc(res.Images, func(r *ImageResult) bool { return r.Name == i.Name })
+	if j < 0 {
+		return nil, fmt.Errorf("image %s: not in the run's result", i.Name)
 	}
-	o := sum.Outcomes[i]
-	img := &Image{Name: o.Image, Ami: o.AMI(), Region: o.Region, Fingerprint: o.Fingerprint,
-		ParentAmi: o.ParentAMI, Status: string(o.Status), Reasons: o.Reasons}
-	for _, region := range slices.Sorted(maps.Keys(o.AMIs)) {
-		img.Amis = append(img.Amis, region+"="+o.AMIs[region])
-	}
-	return img, nil
+	return res.Images[j], nil
 }
+
+// Ami returns the image's current AMI id in the build region, from its record; builds nothing.
+// +cache="never"
+func (i *Image) Ami(ctx context.Context) (string, error) {
+	if i.Module.Bucket == "" {
+		return "", fmt.Errorf("--bucket is required: the S3 bucket that holds the AMI records")
+	}
+	aws, err := i.Module.aws(ctx)
+	if err != nil {
+		return "", err
+	}
+	rec, err := aws.store.Current(ctx, i.Name)
+	if err != nil {
+		return "", err
+	}
+	if rec == nil {
+		return "", fmt.Errorf("image %s has no record in s3://%s/%s yet: build it first (build-all, or image --name %s build)", i.Name, i.Module.Bucket, i.Module.Prefix, i.Name)
+	}
+	return rec.AMI() + "\n", nil
+}
+
+// Base is the base image of the reference tree (image --name base).
+func (m *Amichain) Base() *Image { return m.Image("base") }
+
+// Web is the web image of the reference tree (image --name web).
+func (m *Amichain) Web() *Image { return m.Image("web") }
+
+// Worker is the worker image of the reference tree (image --name worker).
+func (m *Amichain) Worker() *Image { return m.Image("worker") }
+
+// BuildAgent is the build-agent image of the reference tree (image --name build-agent).
+func (m *Amichain) BuildAgent() *Image { return m.Image("build-agent") }
+
+// DeployAgent is the deploy-agent image of the reference tree (image --name deploy-agent).
+func (m *Amichain) DeployAgent() *Image { return m.Image("deploy-agent") }

@@ -7,16 +7,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"dagger/amichain/internal/dagger"
 
-	"github.com/amichain/amichain/core/build"
-	"github.com/amichain/amichain/core/record"
 	"github.com/amichain/amichain/core/run"
 )
 
+// Amichain builds a tree of AMIs, exactly the images whose inputs changed.
 type Amichain struct {
 	// +private
 	Source *dagger.Directory
@@ -30,10 +28,6 @@ type Amichain struct {
 	Region string
 	// +private
 	CopyRegions []string
-	// +private
-	S3Endpoint string
-	// +private
-	EC2Endpoint string
 	// +private
 	AwsAccessKeyID *dagger.Secret
 	// +private
@@ -49,13 +43,24 @@ type Amichain struct {
 	// +private
 	Branch string
 	// +private
-	Toolchain *dagger.Container
+	ToolchainCtr *dagger.Container
+	// +private
+	GoImage string
+	// +private
+	DebianImage string
 	// +private
 	Parallel int
 	// +private
 	MaxAge string
 	// +private
 	Force []string
+
+	// Set by with-stand-ins.
+
+	// +private
+	S3Endpoint string
+	// +private
+	EC2Endpoint string
 	// +private
 	ServiceNames []string
 	// +private
@@ -65,7 +70,7 @@ type Amichain struct {
 	// +private
 	SecretPaths []string
 	// +private
-	Secrets []*dagger.Secret
+	SecretFiles []*dagger.Secret
 }
 
 func New(
@@ -78,32 +83,26 @@ func New(
 	// +ignore=["objects", "lfs", "logs", "hooks", "index", "modules"]
 	// +optional
 	git *dagger.Directory,
-	// The S3 bucket holding the records.
+	// The S3 bucket that holds the AMI records. Required by everything that touches AWS.
+	// +optional
 	bucket string,
-	// Key prefix of the records in the bucket.
+	// The key prefix of the records in the bucket.
 	// +default="amichain"
 	prefix string,
-	// The region images are built in.
+	// The AWS region the images are built in.
 	// +default="us-east-1"
 	region string,
-	// Regions each AMI is copied to.
+	// The regions each AMI is copied to, e.g. eu-west-1,ap-southeast-2.
 	// +optional
 	copyRegions []string,
-	// An S3-compatible endpoint instead of AWS S3. A host named like a service given with
-	// with-service is reached through it.
-	// +optional
-	s3Endpoint string,
-	// An EC2 endpoint instead of AWS EC2 (tests). A host named like a service given with
-	// with-service is reached through it.
-	// +optional
-	ec2Endpoint string,
-	// AWS access key id, e.g. env://AWS_ACCESS_KEY_ID.
+	// The AWS access key id, e.g. env://AWS_ACCESS_KEY_ID. Without keys or a web identity
+	// token, the AWS SDK's default chain of the engine's host is used.
 	// +optional
 	awsAccessKeyId *dagger.Secret,
-	// AWS secret access key, e.g. env://AWS_SECRET_ACCESS_KEY.
+	// The AWS secret access key, e.g. env://AWS_SECRET_ACCESS_KEY.
 	// +optional
 	awsSecretAccessKey *dagger.Secret,
-	// AWS session token for temporary credentials, e.g. env://AWS_SESSION_TOKEN.
+	// The AWS session token of temporary credentials, e.g. env://AWS_SESSION_TOKEN.
 	// +optional
 	awsSessionToken *dagger.Secret,
 	// A web identity token (GitHub Actions OIDC) exchanged for the role in aws-role-arn.
@@ -118,17 +117,26 @@ func New(
 	// The git branch recorded with each AMI. Default: read from the repository.
 	// +optional
 	branch string,
-	// The container Packer runs in. Default: the pinned toolchain image for toolchain.env
-	// (amichain/toolchain:TAG, see dagger/README.md).
+	// A container to run Packer and Ansible in instead of the pinned toolchain the module
+	// builds from toolchain.env. It needs sh, packer with its plugins, and ansible-playbook.
 	// +optional
 	toolchain *dagger.Container,
-	// How many images to build at once.
+	// The Go image the toolchain's Packer and plugins are compiled in. Pin it by digest in
+	// production (golang:1.26-bookworm@sha256:...).
+	// +default="golang:1.26-bookworm"
+	goImage string,
+	// The Debian image the toolchain runs on. Pin it by digest in production
+	// (debian:bookworm-slim@sha256:...).
+	// +default="debian:bookworm-slim"
+	debianImage string,
+	// How many images are built at once.
 	// +default=4
 	parallel int,
-	// Rebuild images built longer ago than this (e.g. 720h), even if unchanged.
+	// Rebuild images built longer ago than this, e.g. 720h, even if unchanged: base images
+	// need OS updates.
 	// +optional
 	maxAge string,
-	// Images to rebuild even if up to date.
+	// The images to rebuild even if up to date, e.g. web,worker.
 	// +optional
 	force []string,
 ) (*Amichain, error) {
@@ -139,80 +147,56 @@ func New(
 	}
 	return &Amichain{
 		Source: source, Git: git, Bucket: bucket, Prefix: prefix, Region: region, CopyRegions: copyRegions,
-		S3Endpoint: s3Endpoint, EC2Endpoint: ec2Endpoint,
 		AwsAccessKeyID: awsAccessKeyId, AwsSecretAccessKey: awsSecretAccessKey, AwsSessionToken: awsSessionToken,
 		AwsWebIdentityToken: awsWebIdentityToken, AwsRoleArn: awsRoleArn,
-		Commit: commit, Branch: branch, Toolchain: toolchain, Parallel: parallel, MaxAge: maxAge, Force: force,
+		Commit: commit, Branch: branch, ToolchainCtr: toolchain, GoImage: goImage, DebianImage: debianImage,
+		Parallel: parallel, MaxAge: maxAge, Force: force,
 	}, nil
 }
 
-// WithService makes a service reachable by name: from Packer's container (e.g. a local EC2
-// API or an sshd standing in for instances) and from endpoints whose host is that name.
-func (m *Amichain) WithService(name string, svc *dagger.Service) *Amichain {
-	m.ServiceNames = append(m.ServiceNames, name)
-	m.Services = append(m.Services, svc)
-	return m
-}
-
-// WithPackerVar sets a Packer variable for every build (overrides such as ssh_port).
-func (m *Amichain) WithPackerVar(name string, value string) *Amichain {
-	m.PackerVars = append(m.PackerVars, name+"="+value)
-	return m
-}
-
-// WithSecretFile mounts a secret as a file in Packer's container (e.g. an SSH key).
-func (m *Amichain) WithSecretFile(path string, secret *dagger.Secret) *Amichain {
-	m.SecretPaths = append(m.SecretPaths, path)
-	m.Secrets = append(m.Secrets, secret)
-	return m
-}
-
-// Plan says which images are up to date, which would be reused and which built, and why.
-// It builds nothing.
-// +cache="never"
-func (m *Amichain) Plan(ctx context.Context) (string, error) {
-	r, err := m.load(ctx, false)
-	if err != nil {
-		return "", err
+// WithStandIns points amichain at stand-ins for AWS, for tests and runs without an account.
+//
+// Services are reachable by name from Packer's container and from the module's own code (an
+// endpoint whose host is a service's name reaches that service).
+func (m *Amichain) WithStandIns(
+	// The services, e.g. tcp://localhost:9000,tcp://localhost:4566.
+	// +optional
+	services []*dagger.Service,
+	// The name each service is reached by, in the order of services, e.g. s3,ec2.
+	// +optional
+	serviceNames []string,
+	// An S3-compatible endpoint for the records, e.g. http://s3:9000.
+	// +optional
+	recordsEndpoint string,
+	// An EC2 API endpoint, e.g. http://ec2:4566: the module's lookups and Packer use it.
+	// +optional
+	computeEndpoint string,
+	// Packer variables for every build, as NAME=VALUE, e.g. ssh_port=2222.
+	// +optional
+	packerVars []string,
+	// Secrets mounted as files in Packer's container, e.g. file://./id_ed25519.
+	// +optional
+	secretFiles []*dagger.Secret,
+	// Where each secret file is mounted, in the order of secret-files.
+	// +optional
+	secretPaths []string,
+) (*Amichain, error) {
+	if len(services) != len(serviceNames) {
+		return nil, fmt.Errorf("with-stand-ins: %d services but %d service names: give one name per service", len(services), len(serviceNames))
 	}
-	p, err := r.Plan(ctx, "")
-	if err != nil {
-		return "", err
+	if len(secretFiles) != len(secretPaths) {
+		return nil, fmt.Errorf("with-stand-ins: %d secret files but %d secret paths: give one path per secret", len(secretFiles), len(secretPaths))
 	}
-	return p.String(), nil
-}
-
-// BuildAll builds every stale image: parents first, siblings in parallel, each child as soon
-// as its parent is done. It prints a table of what was built, reused or up to date.
-// +cache="never"
-func (m *Amichain) BuildAll(ctx context.Context) (string, error) {
-	sum, err := m.build(ctx, "")
-	if err != nil {
-		return "", fmt.Errorf("%s\n%w", sum, err)
+	m.Services, m.ServiceNames = append(m.Services, services...), append(m.ServiceNames, serviceNames...)
+	m.SecretFiles, m.SecretPaths = append(m.SecretFiles, secretFiles...), append(m.SecretPaths, secretPaths...)
+	m.PackerVars = append(m.PackerVars, packerVars...)
+	if recordsEndpoint != "" {
+		m.S3Endpoint = recordsEndpoint
 	}
-	return sum.String(), nil
-}
-
-// Ids prints the current record of every image: its AMI ids, fingerprint and origin.
-// +cache="never"
-func (m *Amichain) Ids(ctx context.Context) (string, error) {
-	store, _, err := m.stores(ctx)
-	if err != nil {
-		return "", err
+	if computeEndpoint != "" {
+		m.EC2Endpoint = computeEndpoint
 	}
-	recs, err := store.List(ctx)
-	if err != nil {
-		return "", err
-	}
-	return formatRecords(recs), nil
-}
-
-func (m *Amichain) build(ctx context.Context, only string) (build.Summary, error) {
-	r, err := m.load(ctx, true)
-	if err != nil {
-		return build.Summary{}, err
-	}
-	return r.Build(ctx, only)
+	return m, nil
 }
 
 // load exports the source into the module's filesystem and wires a run over it.
@@ -227,46 +211,22 @@ func (m *Amichain) load(ctx context.Context, withBuilder bool) (*run.Run, error)
 	if _, err := m.Source.Export(ctx, dir); err != nil {
 		return nil, fmt.Errorf("export the source: %w", err)
 	}
-	store, ec2c, err := m.stores(ctx)
+	aws, err := m.aws(ctx)
 	if err != nil {
 		return nil, err
 	}
 	commit, branch := m.gitInfo(ctx)
 	opts := run.Options{
-		Source: os.DirFS(dir), Records: store, EC2: ec2c, Force: m.Force,
+		Source: os.DirFS(dir), Records: aws.store, EC2: aws.ec2, Force: m.Force,
 		Parallel: m.Parallel, Commit: commit, Branch: branch,
 	}
 	if m.MaxAge != "" {
 		opts.MaxAge, _ = time.ParseDuration(m.MaxAge)
 	}
 	if withBuilder {
-		b, err := m.builder(ctx)
-		if err != nil {
+		if opts.Builder, err = m.builder(ctx, aws); err != nil {
 			return nil, err
 		}
-		opts.Builder = b
 	}
 	return run.Load(ctx, opts)
-}
-
-func formatRecords(recs []record.Record) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-14s %-22s %-14s %-20s %s\n", "IMAGE", "AMI", "FINGERPRINT", "BUILT", "COMMIT")
-	for _, r := range recs {
-		fmt.Fprintf(&b, "%-14s %-22s %-14s %-20s %s\n", r.Image, r.AMI(), short(r.Fingerprint, 12),
-			r.BuiltAt.UTC().Format("2006-01-02 15:04:05"), short(r.Commit, 12))
-		for region, ami := range r.AMIs {
-			if region != r.Region {
-				fmt.Fprintf(&b, "%-14s %-22s (%s)\n", "", ami, region)
-			}
-		}
-	}
-	return b.String()
-}
-
-func short(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

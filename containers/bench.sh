@@ -20,7 +20,7 @@ cp -R "$root/amichain.yaml" "$root/toolchain.env" "$root/ansible" "$root/packer"
 
 files=/run/amichain/files
 call() {
-	dagger --progress=plain -m "$root" call --source "$work/src" --git "$work/git" --bucket unused \
+	dagger --progress=plain -m "$root" call --source "$work/src" --git "$work/git" \
 		test-containers --ansible-files "$work/apt" \
 		--ansible-var "datadog_apt_url=file:$files/datadog" --ansible-var "datadog_apt_key_url=file://$files/key.asc" \
 		--ansible-var "buildkite_apt_url=file:$files/buildkite" --ansible-var "buildkite_apt_key_url=file://$files/key.asc" \

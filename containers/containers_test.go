@@ -62,7 +62,7 @@ func (tr tree) testContainers(t *testing.T, args ...string) (string, error) {
 	const files = "/run/amichain/files"
 	cmd := exec.CommandContext(t.Context(), tr.dagger, append([]string{"--progress=plain", "-m", tr.root, "call",
 		// No git metadata: commits are recorded with AMIs only.
-		"--source", tr.src, "--git", tr.git, "--bucket", "unused",
+		"--source", tr.src, "--git", tr.git,
 		"test-containers", "--ansible-files", tr.apt,
 		"--ansible-var", "datadog_apt_url=file:" + files + "/datadog",
 		"--ansible-var", "datadog_apt_key_url=file://" + files + "/key.asc",

@@ -2,6 +2,7 @@ package ansibledeps
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -214,27 +215,65 @@ func TestFilesErrors(t *testing.T) {
 	}
 }
 
-func TestFilesTemplated(t *testing.T) {
+func TestTemplated(t *testing.T) {
 	fsys := fstest.MapFS{
 		"ansible/web.yml": file(`- hosts: all
   roles:
     - common
     - "{{ web_role }}"
   tasks:
+    - include_tasks: "{{ ansible_os_family }}.yml"
     - include_tasks: "tasks/{{ ansible_os_family }}.yml"
+    - template: {src: "{{ conf }}", dest: /etc/x}
 `),
-		"ansible/roles/common/tasks/main.yml": file("- debug: {msg: hi}\n"),
+		"ansible/roles/common/tasks/main.yml":   file("- include_tasks: \"{{ ansible_os_family }}.yml\"\n"),
+		"ansible/roles/common/tasks/Debian.yml": file("- debug: {msg: hi}\n"),
+		"ansible/tasks/Debian.yml":              file("- include_role: {name: os}\n"),
+		"ansible/roles/os/tasks/main.yml":       file("- debug: {msg: hi}\n"),
+		"ansible/roles/other/tasks/main.yml":    file("- debug: {msg: hi}\n"),
 	}
-	got, err := Files(fsys, "ansible/web.yml")
-	var tmpl *TemplatedError
-	assert.Assert(t, errors.As(err, &tmpl), "want a *TemplatedError, got %v", err)
-	assert.DeepEqual(t, tmpl.Refs, []TemplatedRef{
-		{File: "ansible/web.yml", Line: 4, What: "roles", Value: "{{ web_role }}"},
-		{File: "ansible/web.yml", Line: 6, What: "include_tasks", Value: "tasks/{{ ansible_os_family }}.yml"},
+	d, err := Analyze(fsys, "ansible/web.yml")
+	assert.NilError(t, err)
+	// In a role, or under a folder hashed whole (tasks/), a templated path is covered; a task
+	// file of such a folder is followed (it reaches role os), other roles stay out.
+	assert.DeepEqual(t, d.Files, []string{
+		"ansible/roles/common/tasks/Debian.yml", "ansible/roles/common/tasks/main.yml",
+		"ansible/roles/os/tasks/main.yml", "ansible/tasks/Debian.yml", "ansible/web.yml",
 	})
-	assert.Error(t, err, `ansible/web.yml:4: roles "{{ web_role }}" is templated and cannot be followed statically; `+
-		`ansible/web.yml:6: include_tasks "tasks/{{ ansible_os_family }}.yml" is templated and cannot be followed statically: `+
+	refs := func(e error) []string {
+		var tmpl *TemplatedError
+		if e == nil {
+			return nil
+		}
+		assert.Assert(t, errors.As(e, &tmpl), "want a *TemplatedError, got %v", e)
+		var out []string
+		for _, r := range tmpl.Refs {
+			out = append(out, fmt.Sprintf("%s:%d %s %s", r.File, r.Line, r.What, r.Value))
+		}
+		return out
+	}
+	all := []string{
+		"ansible/web.yml:4 roles {{ web_role }}",
+		"ansible/web.yml:6 include_tasks {{ ansible_os_family }}.yml",
+		"ansible/web.yml:8 template src {{ conf }}",
+	}
+	tests := []struct {
+		name   string
+		inputs []string
+		want   []string
+	}{
+		{name: "no inputs", want: all},
+		{name: "an input elsewhere covers nothing", inputs: []string{"packer/extra.pkr.hcl"}, want: all},
+		{name: "a role folder covers the role", inputs: []string{"ansible/roles/web"}, want: all[1:]},
+		{name: "a file beside the playbook covers the rest", inputs: []string{"ansible/roles/web", "ansible/Debian.yml"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.DeepEqual(t, refs(d.Check(tc.inputs)), tc.want)
+		})
+	}
+	assert.Error(t, d.Check(nil), `ansible/web.yml:4: roles "{{ web_role }}" is templated and cannot be followed statically; `+
+		`ansible/web.yml:6: include_tasks "{{ ansible_os_family }}.yml" is templated and cannot be followed statically; `+
+		`ansible/web.yml:8: template src "{{ conf }}" is templated and cannot be followed statically: `+
 		`use a static path, or list the files it can use in the image's inputs in amichain.yaml`)
-	// The static part is still complete, for callers whose inputs cover the rest.
-	assert.DeepEqual(t, got, []string{"ansible/roles/common/tasks/main.yml", "ansible/web.yml"})
 }

@@ -39,7 +39,7 @@ type Status string
 
 const (
 	UpToDate Status = "up to date"
-	Reused   Status = "reused"
+	Reused   Status = "reuse"
 	Built    Status = "built"
 	Failed   Status = "failed"
 	Skipped  Status = "skipped"
@@ -56,6 +56,8 @@ type Outcome struct {
 	Reasons     []string
 	Err         error
 	Duration    time.Duration
+	// Notes are warnings of the build, e.g. a file Ansible read that the analysis missed.
+	Notes []string
 }
 
 // AMI is the id in the build region.
@@ -88,8 +90,10 @@ func (s Summary) Err() error {
 	if len(errs) == 0 && s.Count(Skipped) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d built, %d reused, %d up to date, %d failed, %d skipped: %w",
-		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped), errors.Join(errs...))
+	if len(errs) == 0 {
+		return fmt.Errorf("%d skipped", s.Count(Skipped))
+	}
+	return errors.Join(errs...)
 }
 
 // String renders the summary as a table.
@@ -105,7 +109,8 @@ func (s Summary) String() string {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.Image, o.Status, dash(o.AMI()), why)
 	}
 	w.Flush()
-	fmt.Fprintf(&b, "%d built, %d reused, %d up to date, %d failed, %d skipped\n",
+	writeNotes(&b, s.Outcomes)
+	fmt.Fprintf(&b, "%d built, %d reuse, %d up to date, %d failed, %d skipped\n",
 		s.Count(Built), s.Count(Reused), s.Count(UpToDate), s.Count(Failed), s.Count(Skipped))
 	return b.String()
 }
@@ -210,6 +215,8 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 		// Cancelled after the build returned: do not record what the user stopped.
 		return failed(out, err)
 	}
+	reads, notes := e.reads(step.Fingerprint.Inputs, res)
+	out.Notes = notes
 	rec := record.Record{
 		Scheme:      record.Scheme,
 		Image:       step.Image.Name,
@@ -223,6 +230,7 @@ func (e *Executor) one(ctx context.Context, step plan.Step, parentStatus Status,
 		Branch:      e.Branch,
 		BuiltAt:     e.now().UTC(),
 		Tools:       e.Planner.Tools,
+		Reads:       reads,
 	}
 	if err := e.Records.Save(ctx, rec); err != nil {
 		return failed(out, fmt.Errorf("built %s but could not record it: %w", res.AMIs[res.Region], err))

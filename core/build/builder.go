@@ -3,6 +3,8 @@ package build
 import (
 	"context"
 
+	"github.com/amichain/amichain/core/ansibletrace"
+
 	"github.com/amichain/amichain/core/tree"
 )
 
@@ -21,6 +23,9 @@ type Result struct {
 	// Region is the region the image was built in; AMIs also holds the copies.
 	Region string
 	AMIs   map[string]string
+	// Reads are the repository paths Ansible read during the build (core/ansibletrace), when
+	// the builder traces them.
+	Reads []ansibletrace.Read
 }
 
 // Builder builds one image. The Packer runner is the real one.

@@ -57,6 +57,11 @@ func describe(name, what, was, is string) string {
 		return "parent AMI " + what + values()
 	case strings.HasPrefix(name, "file:"):
 		return strings.TrimPrefix(name, "file:") + " " + what
+	case strings.HasPrefix(name, "dir:"):
+		if what == "changed" {
+			return strings.TrimPrefix(name, "dir:") + "/ listing changed"
+		}
+		return strings.TrimPrefix(name, "dir:") + "/ " + what
 	case strings.HasPrefix(name, "tool:"):
 		return toolLabel(strings.TrimPrefix(name, "tool:")) + " " + what + values()
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,9 +23,11 @@ import (
 	"github.com/amichain/amichain/core/tree"
 )
 
-// Scheme versions how inputs are named, framed and hashed. Changing it rebuilds every image
-// once, so change it only with the scheme.
-const Scheme = "amichain-fingerprint/1"
+// Scheme versions how inputs are named, framed and hashed, and what counts as an input.
+// Changing it rebuilds every image once, so change it only with the scheme. 2: the files
+// Ansible searches and loads (playbook-level files/ and templates/, lookups, plugin folders,
+// ansible.cfg, collections) and "dir:" listings.
+const Scheme = "amichain-fingerprint/2"
 
 // Set is an image's fingerprint: Sum over Inputs, which are sorted by name.
 type Set struct {
@@ -69,7 +70,7 @@ func NewHasher(fsys fs.FS) *Hasher {
 // Compute returns img's fingerprint. parentAMI is the AMI img is built from (its parent's, or
 // the upstream image's for a root image).
 func (h *Hasher) Compute(img tree.Image, tools toolchain.Versions, parentAMI string) (Set, error) {
-	paths, err := h.Files(img)
+	paths, listed, err := h.files(img)
 	if err != nil {
 		return Set{}, fmt.Errorf("image %q: %w", img.Name, err)
 	}
@@ -80,6 +81,13 @@ func (h *Hasher) Compute(img tree.Image, tools toolchain.Versions, parentAMI str
 	inputs := make([]Input, 0, len(paths)+len(tools)+3)
 	for i, p := range paths {
 		inputs = append(inputs, Input{Name: "file:" + p, Digest: sums[i]})
+	}
+	for _, d := range listed {
+		l, err := h.listing(d)
+		if err != nil {
+			return Set{}, fmt.Errorf("image %q: %w", img.Name, err)
+		}
+		inputs = append(inputs, Input{Name: "dir:" + d, Digest: l})
 	}
 	for k, v := range tools {
 		inputs = append(inputs, Input{Name: toolName(k), Digest: v})
@@ -97,34 +105,41 @@ func (h *Hasher) Compute(img tree.Image, tools toolchain.Versions, parentAMI str
 	return Set{Sum: sum(inputs), Inputs: inputs}, nil
 }
 
-// Files lists, sorted and once each, the files img is made from: its template, the files its
-// playbook and verify playbook use, and its inputs.
-func (h *Hasher) Files(img tree.Image) ([]string, error) {
+// files lists, sorted and once each, the files img is made from, and the folders whose
+// listing is an input.
+func (h *Hasher) files(img tree.Image) (files, listed []string, err error) {
 	set := map[string]bool{img.Template: true}
-	deps, err := ansibledeps.Files(h.fsys, img.Playbook)
-	var tmpl *ansibledeps.TemplatedError
-	// Templated references are accepted when the image declares inputs: they are what the
-	// error tells the user to declare.
-	if err != nil && !(errors.As(err, &tmpl) && len(img.Inputs) > 0) {
-		return nil, err
+	deps, err := ansibledeps.Analyze(h.fsys, img.Playbook)
+	if err != nil {
+		return nil, nil, err
 	}
-	for _, d := range deps {
+	// A templated reference is accepted when a declared input covers it: that is what the
+	// error tells the user to declare.
+	if err := deps.Check(img.Inputs); err != nil {
+		return nil, nil, err
+	}
+	for _, d := range deps.Files {
 		set[d] = true
 	}
+	listed = deps.Listed
 	if img.Verify != "" {
 		// The verify playbook decides whether an AMI is made: it is an input too.
-		deps, err := ansibledeps.Files(h.fsys, img.Verify)
-		if err != nil {
-			return nil, fmt.Errorf("verify playbook: %w", err)
+		vdeps, err := ansibledeps.Analyze(h.fsys, img.Verify)
+		if err == nil {
+			err = vdeps.Check(img.Inputs)
 		}
-		for _, d := range deps {
+		if err != nil {
+			return nil, nil, fmt.Errorf("verify playbook: %w", err)
+		}
+		for _, d := range vdeps.Files {
 			set[d] = true
 		}
+		listed = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(listed), vdeps.Listed...))))
 	}
 	for _, in := range img.Inputs {
 		fi, err := fs.Stat(h.fsys, in)
 		if err != nil {
-			return nil, fmt.Errorf("input %s: %w (fix the path in amichain.yaml)", in, err)
+			return nil, nil, fmt.Errorf("input %s: %w (fix the path in amichain.yaml)", in, err)
 		}
 		if !fi.IsDir() {
 			set[in] = true
@@ -140,7 +155,7 @@ func (h *Hasher) Files(img tree.Image) ([]string, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -148,7 +163,14 @@ func (h *Hasher) Files(img tree.Image) ([]string, error) {
 		out = append(out, p)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, listed, nil
+}
+
+// Files lists, sorted and once each, the files img is made from: its template, the files its
+// playbook and verify playbook use, and its inputs.
+func (h *Hasher) Files(img tree.Image) ([]string, error) {
+	files, _, err := h.files(img)
+	return files, err
 }
 
 // digests returns the sha256 of each path, hashing in parallel the ones not hashed yet.

@@ -1,6 +1,6 @@
-// Package packer runs Packer to build one image: the real build.Builder. The commands it runs
-// and the way it reads their output are exported so the Dagger module runs the very same
-// commands in a container and judges them with the same code.
+// Package packer builds one image with Packer: the real build.Builder. Runner decides what to
+// run and judges the output; the one part that differs between a host and a container is how
+// a packer command is run (Exec): Host runs a local process, the Dagger module a container exec.
 package packer
 
 import (
@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/amichain/amichain/core/ansibletrace"
 	"github.com/amichain/amichain/core/build"
 	"github.com/amichain/amichain/core/packerlog"
 )
@@ -28,49 +29,50 @@ const DefaultGrace = 5 * time.Minute
 // outputDrain bounds reading Packer's last output once it has exited.
 const outputDrain = 10 * time.Second
 
-// Runner builds images by running Packer on this machine.
+// Runner builds images with Packer: init, validate, then build, through Exec.
 type Runner struct {
-	// Packer is the path to the packer binary.
-	Packer string
-	// Dir is the repository root; templates and playbooks are relative to it.
-	Dir string
-	// Env is added to this process's environment (PACKER_PLUGIN_PATH, ...). AWS credentials
-	// come from the inherited environment or the default chain, never from arguments.
-	Env []string
+	// Exec runs one packer command.
+	Exec Exec
 	// Vars are passed as -var to every build, after the image's own (e.g. test endpoints).
 	Vars map[string]string
 	// Region is the region the images are built in.
 	Region string
 	// Log receives Packer's human-readable output, each line prefixed with "[image] ".
 	Log io.Writer
-	// Grace overrides DefaultGrace.
-	Grace time.Duration
 
 	mu sync.Mutex // serialises writes to Log from builds running in parallel
 }
 
-// Commands are the packer invocations for one image, in the order they run, as arguments to
+// Exec runs packer with args in the repository root, hands each line of its output (stdout
+// and stderr) to line, and returns its exit code. The error is for a packer that could not run
+// or was cancelled; a cancelled packer must have been interrupted (as by Ctrl-C) so that it
+// cleaned up what it started, where the Exec can.
+type Exec interface {
+	Run(ctx context.Context, args []string, line func(string)) (exitCode int, err error)
+}
+
+// commands are the packer invocations for one image, in the order they run, as arguments to
 // the packer binary, to be run in the repository root.
-type Commands struct {
+type commands struct {
 	Init, Validate, Build []string
 }
 
 // reserved are the variables amichain sets itself for every build.
 var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "verify_playbook", "region"}
 
-// NewCommands returns the packer invocations that build req in region. Variables are the
+// newCommands returns the packer invocations that build req in region. Variables are the
 // ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook,
 // verify_playbook if the image has one, region), then
 // the image's Vars, then extra; a later one wins, but neither may set a reserved variable.
-func NewCommands(req build.Request, region string, extra map[string]string) (Commands, error) {
+func newCommands(req build.Request, region string, extra map[string]string) (commands, error) {
 	img := req.Image
 	switch {
 	case img.Name == "":
-		return Commands{}, errors.New("packer: build request has no image name")
+		return commands{}, errors.New("packer: build request has no image name")
 	case img.Template == "":
-		return Commands{}, fmt.Errorf("packer: image %s has no template", img.Name)
+		return commands{}, fmt.Errorf("packer: image %s has no template", img.Name)
 	case region == "":
-		return Commands{}, fmt.Errorf("packer: image %s: no region set (set the runner's Region)", img.Name)
+		return commands{}, fmt.Errorf("packer: image %s: no region set (set the runner's Region)", img.Name)
 	}
 	vars := map[string]string{
 		"image_name":  img.Name,
@@ -89,7 +91,7 @@ func NewCommands(req build.Request, region string, extra map[string]string) (Com
 	}{{"image " + img.Name + " vars (amichain.yaml)", img.Vars}, {"runner vars", extra}} {
 		for k, v := range src.vars {
 			if slices.Contains(reserved, k) {
-				return Commands{}, fmt.Errorf("packer: %s set %q, which amichain sets itself: remove it", src.what, k)
+				return commands{}, fmt.Errorf("packer: %s set %q, which amichain sets itself: remove it", src.what, k)
 			}
 			vars[k] = v
 		}
@@ -98,21 +100,11 @@ func NewCommands(req build.Request, region string, extra map[string]string) (Com
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		varArgs = append(varArgs, "-var", k+"="+vars[k])
 	}
-	return Commands{
+	return commands{
 		Init:     []string{"init", img.Template},
 		Validate: slices.Concat([]string{"validate"}, varArgs, []string{img.Template}),
 		Build:    slices.Concat([]string{"build", "-machine-readable", "-color=false"}, varArgs, []string{img.Template}),
 	}, nil
-}
-
-// ParseResult judges a finished `packer build -machine-readable` of image in region from its
-// exit code and output: success is exit code 0 plus exactly one build reporting an AMI in region.
-func ParseResult(image, region string, exitCode int, output io.Reader) (build.Result, error) {
-	c, err := packerlog.Collect(output)
-	if err != nil {
-		return build.Result{}, fmt.Errorf("packer build %s: %w", image, err)
-	}
-	return result(image, region, exitCode, c)
 }
 
 func result(image, region string, exitCode int, c *packerlog.Collector) (build.Result, error) {
@@ -134,7 +126,7 @@ func result(image, region string, exitCode int, c *packerlog.Collector) (build.R
 		if amis[region] == "" {
 			return build.Result{}, fmt.Errorf("packer build %s reported no AMI in %s (got %v): check the template's region", image, region, amis)
 		}
-		return build.Result{Region: region, AMIs: amis}, nil
+		return build.Result{Region: region, AMIs: amis, Reads: c.Reads()}, nil
 	}
 	panic("unreachable")
 }
@@ -149,10 +141,10 @@ func quote(lines []string) string {
 // Build runs packer init, validate and build for req. Validate runs before anything is started
 // in AWS. On cancellation Packer is interrupted and given Grace to clean up.
 func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, error) {
-	if r.Packer == "" {
-		return build.Result{}, errors.New("packer: the runner has no packer binary set (run .ci/install-tools: it installs .tools/bin/packer)")
+	if r.Exec == nil {
+		return build.Result{}, errors.New("packer: the runner has no Exec set")
 	}
-	cmds, err := NewCommands(req, r.Region, r.Vars)
+	cmds, err := newCommands(req, r.Region, r.Vars)
 	if err != nil {
 		return build.Result{}, err
 	}
@@ -162,7 +154,7 @@ func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, er
 		args []string
 	}{{"init", cmds.Init}, {"validate", cmds.Validate}} {
 		var out lines
-		code, err := r.run(ctx, name, step.args, func(s string) {
+		code, err := r.Exec.Run(ctx, step.args, func(s string) {
 			r.log(name, s)
 			out.add(s)
 		})
@@ -174,7 +166,7 @@ func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, er
 		}
 	}
 	var c packerlog.Collector
-	code, err := r.run(ctx, name, cmds.Build, func(s string) {
+	code, err := r.Exec.Run(ctx, cmds.Build, func(s string) {
 		l, ok := packerlog.ParseLine(s)
 		if !ok {
 			r.log(name, s)
@@ -184,7 +176,9 @@ func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, er
 		c.Add(l)
 		if l.Type == "ui" && len(l.Data) >= 2 {
 			for _, m := range strings.Split(l.Data[1], "\n") {
-				r.log(name, m)
+				if _, read := ansibletrace.Parse(m); !read { // kept in the record, not the log
+					r.log(name, m)
+				}
 			}
 		}
 	})
@@ -194,16 +188,33 @@ func (r *Runner) Build(ctx context.Context, req build.Request) (build.Result, er
 	return result(name, r.Region, code, &c)
 }
 
-// run runs packer with args in r.Dir, handing each output line (stdout and stderr) to line,
-// and returns its exit code. The error is for a packer that could not run or was cancelled.
-func (r *Runner) run(ctx context.Context, name string, args []string, line func(string)) (int, error) {
-	grace := r.Grace
+// Host runs packer as a process on this machine.
+type Host struct {
+	// Packer is the path to the packer binary.
+	Packer string
+	// Dir is the repository root; templates and playbooks are relative to it.
+	Dir string
+	// Env is added to this process's environment (PACKER_PLUGIN_PATH, ...). AWS credentials
+	// come from the inherited environment or the default chain, never from arguments.
+	Env []string
+	// Grace overrides DefaultGrace.
+	Grace time.Duration
+}
+
+// Run runs packer in its own process group. On cancellation the group gets one SIGINT, as
+// from Ctrl-C: Packer terminates its instance and deletes its key pair and security group, and
+// is killed if it has not exited within Grace.
+func (h Host) Run(ctx context.Context, args []string, line func(string)) (int, error) {
+	if h.Packer == "" {
+		return 0, errors.New("no packer binary set (run .ci/install-tools: it installs .tools/bin/packer)")
+	}
+	grace := h.Grace
 	if grace == 0 {
 		grace = DefaultGrace
 	}
-	cmd := exec.CommandContext(ctx, r.Packer, args...)
-	cmd.Dir = r.Dir
-	cmd.Env = slices.Concat(os.Environ(), []string{"CHECKPOINT_DISABLE=1"}, r.Env)
+	cmd := exec.CommandContext(ctx, h.Packer, args...)
+	cmd.Dir = h.Dir
+	cmd.Env = slices.Concat(os.Environ(), []string{"CHECKPOINT_DISABLE=1"}, h.Env)
 	// Own process group: a Ctrl-C in the terminal reaches amichain only, which cancels ctx.
 	// Cancel then interrupts the group once, as a Ctrl-C would have: Packer cleans up, its
 	// plugins ignore the signal, and what the provisioner runs (ansible, a script) stops.
@@ -230,7 +241,7 @@ func (r *Runner) run(ctx context.Context, name string, args []string, line func(
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("cancelled before Packer started: %w", ctx.Err())
 		}
-		return 0, fmt.Errorf("start %s: %w (run .ci/install-tools, or set the packer path)", r.Packer, err)
+		return 0, fmt.Errorf("start %s: %w (run .ci/install-tools, or set the packer path)", h.Packer, err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -253,7 +264,7 @@ func (r *Runner) run(ctx context.Context, name string, args []string, line func(
 
 	if ctx.Err() != nil {
 		if killed(cmd) {
-			return 0, fmt.Errorf("cancelled, and Packer did not exit within %s of the interrupt so it was killed: look for a leftover instance tagged amichain:image=%s: %w", grace, name, ctx.Err())
+			return 0, fmt.Errorf("cancelled, and Packer did not exit within %s of the interrupt so it was killed: look for a leftover builder instance (tag amichain:image): %w", grace, ctx.Err())
 		}
 		return 0, fmt.Errorf("cancelled; Packer was interrupted and cleaned up (see the log above): %w", ctx.Err())
 	}
@@ -262,7 +273,7 @@ func (r *Runner) run(ctx context.Context, name string, args []string, line func(
 		return exit.ExitCode(), nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("wait for %s: %w", r.Packer, err)
+		return 0, fmt.Errorf("wait for %s: %w", h.Packer, err)
 	}
 	return 0, nil
 }

@@ -31,17 +31,41 @@ func request(template string, vars map[string]string) build.Request {
 	}
 }
 
-func TestNewCommandsPassesTheVerifyPlaybook(t *testing.T) {
+// scripted is an Exec that records the commands it is given and answers the build with a
+// canned exit code and output.
+type scripted struct {
+	calls    [][]string
+	exitCode int
+	output   string
+}
+
+func (s *scripted) Run(_ context.Context, args []string, line func(string)) (int, error) {
+	s.calls = append(s.calls, args)
+	if args[0] != "build" {
+		return 0, nil
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(s.output, "\n"), "\n") {
+		line(l)
+	}
+	return s.exitCode, nil
+}
+
+func TestCommandsPassTheVerifyPlaybook(t *testing.T) {
+	exec := &scripted{output: "1732540115,amazon-ebs.image,artifact,0,id,eu-west-1:ami-1"}
+	r := &packer.Runner{Exec: exec, Region: "eu-west-1"}
 	req := request("packer/image.pkr.hcl", nil)
 	req.Image.Verify = "ansible/verify/web.yml"
-	cmds, err := packer.NewCommands(req, "eu-west-1", nil)
+	_, err := r.Build(context.Background(), req)
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(cmds.Build, "verify_playbook=ansible/verify/web.yml"))
-	_, err = packer.NewCommands(request("packer/image.pkr.hcl", map[string]string{"verify_playbook": "x.yml"}), "eu-west-1", nil)
+	assert.Assert(t, is.Len(exec.calls, 3))
+	assert.Check(t, is.Contains(exec.calls[2], "verify_playbook=ansible/verify/web.yml"))
+
+	r.Vars = map[string]string{"verify_playbook": "x.yml"}
+	_, err = r.Build(context.Background(), request("packer/image.pkr.hcl", nil))
 	assert.ErrorContains(t, err, `"verify_playbook", which amichain sets itself`)
 }
 
-func TestNewCommands(t *testing.T) {
+func TestCommands(t *testing.T) {
 	amichainVars := []string{
 		"-var", "fingerprint=3f2a9c0d1e4b5a69",
 		"-var", "git_commit=abc123",
@@ -91,22 +115,25 @@ func TestNewCommands(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := packer.NewCommands(request("packer/image.pkr.hcl", tc.imageVars), tc.region, tc.extra)
+			exec := &scripted{output: "1732540115,amazon-ebs.image,artifact,0,id," + tc.region + ":ami-1"}
+			r := &packer.Runner{Exec: exec, Vars: tc.extra, Region: tc.region}
+			_, err := r.Build(context.Background(), request("packer/image.pkr.hcl", tc.imageVars))
 			if tc.wantErr != "" {
 				assert.Error(t, err, tc.wantErr)
+				assert.Check(t, is.Len(exec.calls, 0), "nothing may run")
 				return
 			}
 			assert.NilError(t, err)
-			assert.DeepEqual(t, got, packer.Commands{
-				Init:     []string{"init", "packer/image.pkr.hcl"},
-				Validate: append(append([]string{"validate"}, tc.wantVars...), "packer/image.pkr.hcl"),
-				Build:    append(append([]string{"build", "-machine-readable", "-color=false"}, tc.wantVars...), "packer/image.pkr.hcl"),
+			assert.DeepEqual(t, exec.calls, [][]string{
+				{"init", "packer/image.pkr.hcl"},
+				append(append([]string{"validate"}, tc.wantVars...), "packer/image.pkr.hcl"),
+				append(append([]string{"build", "-machine-readable", "-color=false"}, tc.wantVars...), "packer/image.pkr.hcl"),
 			})
 		})
 	}
 }
 
-func TestParseResult(t *testing.T) {
+func TestJudgeBuild(t *testing.T) {
 	artifact := func(i, id string) string {
 		return "1732540115,amazon-ebs.image,artifact," + i + ",id," + id + "\n"
 	}
@@ -155,7 +182,8 @@ func TestParseResult(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := packer.ParseResult("web", "us-east-1", tc.exitCode, strings.NewReader(tc.output))
+			r := &packer.Runner{Exec: &scripted{exitCode: tc.exitCode, output: tc.output}, Region: "us-east-1"}
+			got, err := r.Build(context.Background(), request("packer/image.pkr.hcl", nil))
 			if tc.wantErr != "" {
 				assert.Error(t, err, tc.wantErr)
 				return
@@ -174,13 +202,15 @@ func newRunner(t *testing.T, script string) (*packer.Runner, *bytes.Buffer) {
 	scratch := t.TempDir()
 	var log bytes.Buffer
 	return &packer.Runner{
-		Packer: testtool.Find(t, "packer"),
-		Dir:    dir,
-		Env:    []string{"PACKER_PLUGIN_PATH=" + filepath.Join(scratch, "plugins"), "PACKER_CONFIG_DIR=" + scratch},
+		Exec: packer.Host{
+			Packer: testtool.Find(t, "packer"),
+			Dir:    dir,
+			Env:    []string{"PACKER_PLUGIN_PATH=" + filepath.Join(scratch, "plugins"), "PACKER_CONFIG_DIR=" + scratch},
+			Grace:  time.Minute,
+		},
 		Vars:   map[string]string{"script": script},
 		Region: "us-east-1",
 		Log:    &log,
-		Grace:  time.Minute,
 	}, &log
 }
 

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/amichain/amichain/core/ansibletrace"
 )
 
 // Line is one machine-readable line with its data fields unescaped.
@@ -104,6 +106,7 @@ type Collector struct {
 	// artifacts[target][index] is the id of that artifact.
 	artifacts map[string]map[int]string
 	relevant  []string
+	reads     ansibletrace.Reads
 }
 
 // Add records one machine-readable line.
@@ -117,6 +120,9 @@ func (c *Collector) Add(l Line) {
 		}
 		all := l.Data[0] == "error"
 		for _, m := range strings.Split(l.Data[1], "\n") {
+			if c.reads.Line(m) {
+				continue
+			}
 			if all || isFailure(m) {
 				c.addRelevant(m)
 			}
@@ -180,6 +186,10 @@ func (c *Collector) addRelevant(s string) {
 // Relevant returns the last MaxRelevant lines that explain a failure, oldest first: Packer's
 // errors and Ansible's failed tasks, trimmed.
 func (c *Collector) Relevant() []string { return append([]string(nil), c.relevant...) }
+
+// Reads returns what Ansible was seen to read: the marker lines of core/ansibletrace that
+// Packer relayed from the ansible provisioner.
+func (c *Collector) Reads() []ansibletrace.Read { return c.reads.List() }
 
 // ArtifactIDs returns the raw artifact ids per build target, by artifact index.
 func (c *Collector) ArtifactIDs() map[string][]string {

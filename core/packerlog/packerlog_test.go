@@ -11,6 +11,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/amichain/amichain/core/ansibletrace"
 	"github.com/amichain/amichain/core/packerlog"
 )
 
@@ -208,4 +209,22 @@ func TestScannerLongLine(t *testing.T) {
 	}
 	assert.NilError(t, s.Err())
 	assert.DeepEqual(t, msgs, []string{long, "next"})
+}
+
+// TestReads: the trace hook's markers arrive as ui lines, prefixed by Packer with the build's
+// name and their commas escaped; they are collected once each and are no failure to quote.
+func TestReads(t *testing.T) {
+	out := strings.Join([]string{
+		`1764600000,,ui,message,    amazon-ebs.web: amichain-ansible-read: {"kind": "file"%!(PACKER_COMMA) "path": "ansible/web.yml"}`,
+		`1764600000,,ui,error,    amazon-ebs.web: amichain-ansible-read: {"kind": "dir"%!(PACKER_COMMA) "path": "ansible/filter_plugins"}`,
+		`1764600001,,ui,message,    amazon-ebs.web: amichain-ansible-read: {"kind": "file"%!(PACKER_COMMA) "path": "ansible/web.yml"}`,
+		`1764600001,,ui,message,    amazon-ebs.web: TASK [nginx : install] ****`,
+	}, "\n") + "\n"
+	c, err := packerlog.Collect(strings.NewReader(out))
+	assert.NilError(t, err)
+	assert.DeepEqual(t, c.Reads(), []ansibletrace.Read{
+		{Path: "ansible/filter_plugins", Kind: ansibletrace.Dir},
+		{Path: "ansible/web.yml", Kind: ansibletrace.File},
+	})
+	assert.DeepEqual(t, c.Relevant(), []string(nil))
 }

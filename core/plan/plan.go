@@ -197,6 +197,10 @@ func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, 
 		return step, nil
 	}
 	if cur != nil && cur.Fingerprint == set.Sum {
+		if read, err := p.readsChanged(cur); err != nil || len(read) > 0 {
+			step.Reasons = read
+			return step, err
+		}
 		if old := p.tooOld(cur); old != "" {
 			step.Reasons = []string{old}
 			return step, nil
@@ -213,6 +217,12 @@ func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, 
 	prev, err := p.Records.ByFingerprint(ctx, img.Name, set.Sum)
 	if err != nil {
 		return Step{}, fmt.Errorf("plan %s: %w", img.Name, err)
+	}
+	if read, rerr := p.readsChanged(prev); rerr != nil || len(read) > 0 {
+		prev, err = nil, rerr
+	}
+	if err != nil {
+		return Step{}, err
 	}
 	if prev != nil {
 		if old := p.tooOld(prev); old == "" {

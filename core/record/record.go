@@ -29,6 +29,10 @@ type Record struct {
 	Branch    string              `json:"branch,omitempty"`
 	BuiltAt   time.Time           `json:"built_at"`
 	Tools     map[string]string   `json:"tools"`
+	// Reads are what Ansible was seen to read during the build ("file:..." digests, "dir:..."
+	// listings): a later change to one makes the image stale even if the fingerprint missed
+	// it. Records written before it have none.
+	Reads []fingerprint.Input `json:"reads,omitempty"`
 }
 
 // AMI is the id in the build region: the one children are built from.

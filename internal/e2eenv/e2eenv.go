@@ -1,12 +1,12 @@
 // Package e2eenv starts everything an end-to-end build needs on this machine, with no AWS:
-// a git repository of the image sources, the local EC2 API, a loopback sshd standing in for
-// every instance, and an S3 server for the records.
+// a git repository of image sources, the local EC2 API, a loopback sshd standing in for every
+// instance, and an S3 server for the records; and it runs amichain the way production does,
+// `dagger call` on the module, with those as stand-ins.
 package e2eenv
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,13 +16,8 @@ import (
 
 	"gotest.tools/v3/assert"
 
-	"github.com/amichain/amichain/core/build"
-	"github.com/amichain/amichain/core/packer"
 	"github.com/amichain/amichain/core/record"
-	"github.com/amichain/amichain/core/run"
-	"github.com/amichain/amichain/core/upstream"
 	"github.com/amichain/amichain/internal/ec2local"
-	"github.com/amichain/amichain/internal/repotest"
 	"github.com/amichain/amichain/internal/s3test"
 	"github.com/amichain/amichain/internal/sshd"
 	"github.com/amichain/amichain/internal/testtool"
@@ -34,6 +29,9 @@ const Region = "us-east-1"
 // UpstreamAMI is the Debian image the local EC2 API offers to the tree's upstream lookup.
 const UpstreamAMI = "ami-0000000000000deb1"
 
+// Secret is the secret access key the module is given; it must never appear in any output.
+const Secret = "e2e-dummy-secret"
+
 // Env is a running end-to-end environment.
 type Env struct {
 	// Repo is a git repository holding the image sources, with one commit.
@@ -42,27 +40,22 @@ type Env struct {
 	SSHD  *sshd.Server
 	S3    *s3test.Server
 	Store *record.Store
-	// Scratch is where Ansible writes instead of / (amichain_root).
+	// Scratch is where the fixture playbooks write on the "instance" (the loopback sshd).
 	Scratch string
-	Packer  string
-	Plugins string
+	dagger  string
+	module  string
 }
 
-// Start starts the environment; everything stops when the test ends.
-func Start(t *testing.T) *Env {
+// Start starts the environment; everything stops when the test ends. The repository holds
+// the product's amichain.yaml, toolchain.env and Packer template with the fixture playbooks
+// of fixtures (e2e/testdata/ansible): they write under Scratch instead of changing this
+// machine, while the shipped roles are proven in containers (the container target).
+func Start(t *testing.T, fixtures string) *Env {
 	t.Helper()
-	e := &Env{
-		Packer:  testtool.Find(t, "packer"),
-		Plugins: testtool.PluginDir(t),
-		Scratch: t.TempDir(),
-	}
-	testtool.Find(t, "ansible-playbook")
+	e := &Env{Scratch: t.TempDir(), dagger: NeedEngine(t), module: testtool.Root(t)}
 	testtool.Find(t, "git")
-	// The SDK's default chain (upstream lookup) and Packer read these; the fakes ignore them.
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDE2EEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "e2e-dummy-secret")
-	t.Setenv("AWS_REGION", Region)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", Secret)
 
 	e.SSHD = sshd.StartTest(t)
 	var err error
@@ -76,10 +69,36 @@ func Start(t *testing.T) *Env {
 	e.S3 = s3test.StartFake(t)
 	e.Store = record.NewStore(e.S3.Client, record.Config{Bucket: e.S3.Bucket, Prefix: "amichain"})
 
-	e.Repo = repotest.Copy(t)
+	e.Repo = t.TempDir()
+	for _, s := range []string{"amichain.yaml", "toolchain.env"} {
+		data, err := os.ReadFile(filepath.Join(e.module, s))
+		assert.NilError(t, err)
+		assert.NilError(t, os.WriteFile(filepath.Join(e.Repo, s), data, 0o644))
+	}
+	assert.NilError(t, os.CopyFS(filepath.Join(e.Repo, "packer"), os.DirFS(filepath.Join(e.module, "packer"))))
+	assert.NilError(t, os.CopyFS(filepath.Join(e.Repo, "ansible"), os.DirFS(fixtures)))
+	vars := fmt.Sprintf("---\n# Written by the end-to-end test: where the fixture roles write.\ne2e_scratch: %s\n", e.Scratch)
+	assert.NilError(t, os.MkdirAll(filepath.Join(e.Repo, "ansible", "group_vars"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(e.Repo, "ansible", "group_vars", "all.yml"), []byte(vars), 0o644))
 	e.Git(t, e.Repo, "init", "-q", "-b", "main")
 	e.Commit(t, "image sources")
 	return e
+}
+
+// NeedEngine returns the dagger CLI; without an engine it skips the test, or fails it when
+// CI said there is one (AMICHAIN_REQUIRE_DAGGER=1, set by .ci/run when it starts the kit).
+func NeedEngine(t testing.TB) string {
+	t.Helper()
+	dagger, err := exec.LookPath("dagger")
+	if err == nil && os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") != "" {
+		return dagger
+	}
+	msg := "no Dagger engine: eval \"$(../shared/dagger-engine/setup.sh)\" first (see README.md)"
+	if os.Getenv("AMICHAIN_REQUIRE_DAGGER") == "1" {
+		t.Fatal(msg + " (AMICHAIN_REQUIRE_DAGGER=1 makes this a failure)")
+	}
+	t.Skip(msg)
+	return ""
 }
 
 // Git runs git in dir.
@@ -109,51 +128,56 @@ func (e *Env) Clone(t *testing.T) string {
 	return dir
 }
 
-// PackerVars point Packer at the local EC2 API and the loopback sshd, and make Ansible write
-// under Scratch and leave this machine's packages and services alone.
-func (e *Env) PackerVars() map[string]string {
-	return map[string]string{
-		"ec2_endpoint":            e.EC2.URL(),
-		"subnet_id":               ec2local.SubnetID,
-		"security_group_id":       ec2local.SecurityGroupID,
-		"ssh_username":            e.SSHD.User,
-		"ssh_port":                fmt.Sprint(e.SSHD.Port),
-		"ssh_private_key_file":    e.SSHD.PrivateKeyPath,
-		"ansible_extra_arguments": fmt.Sprintf(`["--skip-tags", "system", "-e", "amichain_root=%s"]`, e.Scratch),
-	}
+// Output is what one `dagger call` printed.
+type Output struct {
+	Stdout, Stderr string
+	Wall           time.Duration
 }
 
-// Runner is the real Packer runner for a checkout at dir.
-func (e *Env) Runner(t *testing.T, dir string, log io.Writer) *packer.Runner {
-	home := t.TempDir()
-	return &packer.Runner{
-		Packer: e.Packer,
-		Dir:    dir,
-		Env: []string{"PACKER_PLUGIN_PATH=" + e.Plugins, "PACKER_CONFIG_DIR=" + home,
-			"PACKER_CACHE_DIR=" + filepath.Join(home, "cache")},
-		Vars:   e.PackerVars(),
-		Region: Region,
-		Log:    log,
-	}
-}
-
-// Build runs amichain over the checkout at dir with the real Packer runner.
-func (e *Env) Build(ctx context.Context, t *testing.T, dir string, log io.Writer, force ...string) (build.Summary, error) {
+// Call runs `dagger call` on the module over the checkout at src, the way ci/dagger-call.sh
+// does, with the stand-ins for AWS given in one with-stand-ins call, then fn (e.g. build-all).
+func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string, fn ...string) (Output, error) {
 	t.Helper()
-	r, err := e.Load(ctx, t, dir, e.Runner(t, dir, log), force...)
+	port := func(u string) string { return u[strings.LastIndex(u, ":")+1:] }
+	s3Port, ec2Port, sshPort := port(e.S3.Endpoint), port(e.EC2.URL()), fmt.Sprint(e.SSHD.Port)
+	args := append([]string{"--progress=plain", "-m", e.module, "call",
+		"--source", src, "--git", filepath.Join(src, ".git"),
+		"--bucket", e.S3.Bucket, "--region", Region,
+		"--aws-access-key-id", "env://AWS_ACCESS_KEY_ID", "--aws-secret-access-key", "env://AWS_SECRET_ACCESS_KEY",
+	}, flags...)
+	args = append(args, "with-stand-ins",
+		"--services", strings.Join([]string{"tcp://localhost:" + s3Port, "tcp://localhost:" + ec2Port, "tcp://localhost:" + sshPort}, ","),
+		"--service-names", "s3,ec2,sshd",
+		"--records-endpoint", "http://s3:"+s3Port, "--compute-endpoint", "http://ec2:"+ec2Port,
+		"--packer-vars", strings.Join([]string{
+			"ssh_host=sshd", "ssh_port=" + sshPort, "ssh_username=" + e.SSHD.User,
+			"ssh_private_key_file=/run/amichain/ssh_key",
+			"subnet_id=" + ec2local.SubnetID, "security_group_id=" + ec2local.SecurityGroupID,
+		}, ","),
+		"--secret-files", "file://"+e.SSHD.PrivateKeyPath, "--secret-paths", "/run/amichain/ssh_key",
+	)
+	cmd := exec.CommandContext(ctx, e.dagger, append(args, fn...)...)
+	// Cancel as CI systems do: SIGINT first (GitHub Actions), then kill.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	out := Output{Stdout: stdout.String(), Stderr: stderr.String(), Wall: time.Since(start)}
+	t.Logf("dagger call %s: %s, exit %v\n%s", strings.Join(fn, " "), out.Wall.Round(time.Millisecond), err, out.Stdout)
+	assert.Check(t, !strings.Contains(out.Stdout+out.Stderr, Secret), "a secret leaked into dagger's output")
 	if err != nil {
-		return build.Summary{}, err
+		t.Logf("stderr (tail):\n%s", Tail(out.Stderr, 80))
 	}
-	return r.Build(ctx, "")
+	return out, err
 }
 
-// Load loads a run over the checkout at dir.
-func (e *Env) Load(ctx context.Context, t *testing.T, dir string, b build.Builder, force ...string) (*run.Run, error) {
-	t.Helper()
-	ec2c, err := upstream.NewClient(ctx, Region, e.EC2.URL(), nil)
-	assert.NilError(t, err)
-	return run.Load(ctx, run.Options{
-		Source: os.DirFS(dir), Records: e.Store, EC2: ec2c, Builder: b, Force: force,
-		Parallel: 4, Commit: e.Git(t, dir, "rev-parse", "HEAD"), Branch: "main",
-	})
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

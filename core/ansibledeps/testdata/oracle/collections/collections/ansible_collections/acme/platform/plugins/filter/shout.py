@@ -1,0 +1,3 @@
+class FilterModule(object):
+    def filters(self):
+        return {'shout': lambda s: s.upper()}

@@ -1,0 +1,3 @@
+class FilterModule(object):
+    def filters(self):
+        return {'twice': lambda s: s + s}

@@ -1,0 +1,3 @@
+class FilterModule(object):
+    def filters(self):
+        return {'image_name': lambda s: 'amichain-' + s}

@@ -1,0 +1,213 @@
+// Package e2e builds the five-image tree the way production does: `dagger call` on the module
+// in the real engine, Packer with its real plugins in the module's toolchain container, Ansible
+// over SSH, against the local EC2 API, with records in S3.
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/amichain/amichain/internal/e2eenv"
+	"github.com/amichain/amichain/internal/repotest"
+)
+
+const (
+	baseRole   = "ansible/roles/common/tasks/main.yml"
+	workerRole = "ansible/roles/worker_app/tasks/main.yml"
+	webRole    = "ansible/roles/web_app/tasks/main.yml"
+)
+
+var images = []string{"base", "web", "worker", "build-agent", "deploy-agent"}
+
+// row matches one line of the result table: IMAGE RESULT AMI WHY.
+var row = regexp.MustCompile(`(?m)^(base|web|worker|build-agent|deploy-agent)[ \t]+(up to date|reuse|built|failed|skipped|stale)[ \t]+(\S+)[ \t]*(.*)$`)
+
+// statuses reads the table in out: image -> status.
+func statuses(out string) map[string]string {
+	got := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(out, -1) {
+		got[m[1]] = m[2]
+	}
+	return got
+}
+
+// only is every image up to date but names, which have status.
+func only(status string, names ...string) map[string]string {
+	out := map[string]string{}
+	for _, n := range images {
+		out[n] = "up to date"
+	}
+	for _, n := range names {
+		out[n] = status
+	}
+	return out
+}
+
+func all(status string) map[string]string { return only(status, images...) }
+
+func currentAMI(t *testing.T, e *e2eenv.Env, image string) string {
+	rec, err := e.Store.Current(t.Context(), image)
+	assert.NilError(t, err)
+	if rec == nil {
+		return ""
+	}
+	return rec.AMI()
+}
+
+func records(t *testing.T, e *e2eenv.Env) map[string]string {
+	out := map[string]string{}
+	for _, n := range images {
+		out[n] = currentAMI(t, e, n)
+	}
+	return out
+}
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end builds are slow")
+	}
+	fixtures, err := filepath.Abs(filepath.Join("testdata", "ansible"))
+	assert.NilError(t, err)
+	e := e2eenv.Start(t, fixtures)
+	ctx := t.Context()
+	// buildAll runs build-all from a fresh clone, as a new CI machine would.
+	buildAll := func(ctx context.Context, flags ...string) (e2eenv.Output, error) {
+		return e.Call(ctx, t, e.Clone(t), flags, "build-all", "table")
+	}
+
+	// 1. The whole tree, parents first, each child from its parent's new AMI.
+	out, err := buildAll(ctx)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), all("built"))
+	assert.Check(t, is.Contains(out.Stdout, "5 built, 0 reuse, 0 up to date, 0 failed, 0 skipped\n"))
+	launches := e.EC2.Launches()
+	assert.Equal(t, len(launches), 5)
+	assert.Equal(t, launches[0].ImageID, e2eenv.UpstreamAMI, "base is built from the newest upstream image")
+	baseAMI := currentAMI(t, e, "base")
+	for _, l := range launches[1:] {
+		assert.Check(t, is.Equal(l.ImageID, baseAMI), "child launched from %s, want base's new AMI", l.ImageID)
+	}
+	for _, n := range images {
+		data, err := os.ReadFile(filepath.Join(e.Scratch, n, map[string]string{
+			"base": "common", "web": "web_app", "worker": "worker_app", "build-agent": "agent", "deploy-agent": "agent",
+		}[n]+".txt"))
+		assert.Check(t, err, "Ansible did not provision %s", n)
+		assert.Check(t, is.Contains(string(data), "applied to "+n))
+	}
+	// What Ansible read in the toolchain container was all found statically, and is recorded.
+	assert.Check(t, !strings.Contains(out.Stdout, "which the static analysis did not find"))
+	rec, err := e.Store.Current(ctx, "web")
+	assert.NilError(t, err)
+	assert.Check(t, len(rec.Reads) > 0, "the web record holds no reads: the audit hook did not run")
+	t.Logf("FIGURE full build: %s", out.Wall.Round(time.Second))
+
+	// 2. A fresh clone on a new machine builds nothing.
+	out, err = buildAll(ctx)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), all("up to date"))
+	assert.Equal(t, len(e.EC2.Launches()), 5)
+	t.Logf("FIGURE no-op build-all: %s", out.Wall.Round(time.Millisecond))
+
+	// ids lists the records; an image's ami is its record's, without a build.
+	src := e.Clone(t)
+	out, err = e.Call(ctx, t, src, nil, "ids")
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(out.Stdout, baseAMI))
+	out, err = e.Call(ctx, t, src, nil, "image", "--name", "web", "ami")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(out.Stdout, currentAMI(t, e, "web")+"\n"))
+
+	// 3. A role only worker uses: plan names the file, only worker is built.
+	repotest.Append(t, e.Repo, workerRole, "# tuned\n")
+	e.Commit(t, "tune worker")
+	out, err = e.Call(ctx, t, e.Clone(t), nil, "plan", "table")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), only("stale", "worker"))
+	assert.Check(t, is.Contains(out.Stdout, workerRole+" changed"))
+	out, err = buildAll(ctx)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), only("built", "worker"))
+	assert.Equal(t, len(e.EC2.Launches()), 6)
+
+	// 4. A base role: all five, children from the new base. 5. Reverting it builds nothing:
+	// the index has the AMIs built from those inputs.
+	before := records(t, e)
+	repotest.Append(t, e.Repo, baseRole, "# hardened\n")
+	e.Commit(t, "harden base")
+	out, err = buildAll(ctx)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), all("built"))
+	e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
+	launched := len(e.EC2.Launches())
+	out, err = buildAll(ctx)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), all("reuse"))
+	assert.Equal(t, len(e.EC2.Launches()), launched)
+	assert.DeepEqual(t, records(t, e), before)
+
+	// 6. A failing Ansible task fails its image and its descendants, with Ansible's error in
+	// the table, and records nothing for them.
+	for _, tc := range []struct {
+		file, failing string
+		want          map[string]string
+	}{
+		{file: webRole, failing: "web", want: only("failed", "web")},
+		{file: baseRole, failing: "base", want: func() map[string]string {
+			m := only("skipped", images[1:]...)
+			m["base"] = "failed"
+			return m
+		}()},
+	} {
+		prependTask(t, e.Repo, tc.file, "- name: Fail on purpose\n  ansible.builtin.fail:\n    msg: e2e-broken-task\n")
+		e.Commit(t, "break "+tc.failing)
+		out, err = buildAll(ctx)
+		assert.Assert(t, err != nil, "build-all must fail")
+		assert.DeepEqual(t, statuses(out.Stderr), tc.want)
+		assert.Check(t, is.Contains(out.Stderr, "packer build "+tc.failing+" failed"))
+		assert.Check(t, is.Contains(out.Stderr, "e2e-broken-task"))
+		assert.Check(t, is.Equal(strings.Count(out.Stderr, " failed, "), 1), "the summary line appears once")
+		assert.DeepEqual(t, records(t, e), before)
+		e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
+	}
+
+	// 7. Cancelling build-all midway (SIGINT, as GitHub Actions does) records nothing; the next
+	// run builds what was left.
+	repotest.Append(t, e.Repo, workerRole, "# patched\n")
+	e.Commit(t, "patch worker")
+	launched = len(e.EC2.Launches())
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for len(e.EC2.Launches()) == launched && cctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(3 * time.Second) // let Packer get into the build
+		cancel()
+	}()
+	_, err = buildAll(cctx)
+	cancel()
+	assert.Assert(t, err != nil, "a cancelled build-all must fail")
+	assert.DeepEqual(t, records(t, e), before)
+	out, err = buildAll(ctx)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), only("built", "worker"))
+	assert.Check(t, slices.Contains(e.EC2.Calls(), "RunInstances"))
+}
+
+// prependTask puts task first in a task file, after its "---" line.
+func prependTask(t *testing.T, repo, rel, task string) {
+	p := filepath.Join(repo, rel)
+	data, err := os.ReadFile(p)
+	assert.NilError(t, err)
+	body, found := strings.CutPrefix(string(data), "---\n")
+	assert.Assert(t, found, "%s does not start with ---", rel)
+	assert.NilError(t, os.WriteFile(p, []byte("---\n"+task+"\n"+body), 0o644))
+}
