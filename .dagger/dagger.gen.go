@@ -550,6 +550,34 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*Amichain).Sweep(&parent, ctx, dryRun)
+		case "TestContainers":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var images []string
+			if inputArgs["images"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["images"]), &images)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg images", err))
+				}
+			}
+			var ansibleVar []string
+			if inputArgs["ansibleVar"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["ansibleVar"]), &ansibleVar)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ansibleVar", err))
+				}
+			}
+			var ansibleFiles *dagger.Directory
+			if inputArgs["ansibleFiles"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["ansibleFiles"]), &ansibleFiles)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg ansibleFiles", err))
+				}
+			}
+			return (*Amichain).TestContainers(&parent, ctx, images, ansibleVar, ansibleFiles)
 		case "Toolchain":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)

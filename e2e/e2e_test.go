@@ -155,25 +155,41 @@ func TestEndToEnd(t *testing.T) {
 
 	// 6. A failing Ansible task fails its image and its descendants, with Ansible's error in
 	// the table, and records nothing for them.
+	breakTask := func(file string) func() {
+		return func() {
+			prependTask(t, e.Repo, file, "- name: Fail on purpose\n  ansible.builtin.fail:\n    msg: e2e-broken-task\n")
+		}
+	}
 	for _, tc := range []struct {
-		file, failing string
-		want          map[string]string
+		name, failing, want string
+		edit          func()
+		statuses      map[string]string
 	}{
-		{file: webRole, failing: "web", want: only("failed", "web")},
-		{file: baseRole, failing: "base", want: func() map[string]string {
+		{name: "web task", failing: "web", want: "e2e-broken-task", edit: breakTask(webRole), statuses: only("failed", "web")},
+		{name: "base task", failing: "base", want: "e2e-broken-task", edit: breakTask(baseRole), statuses: func() map[string]string {
 			m := only("skipped", images[1:]...)
 			m["base"] = "failed"
 			return m
 		}()},
+		// The image's checks run on the instance before its AMI is made: no AMI, no record.
+		{name: "web check", failing: "web", want: "missing.txt is missing", statuses: only("failed", "web"), edit: func() {
+			p := filepath.Join(e.Repo, "ansible", "verify", "web.yml")
+			data, err := os.ReadFile(p)
+			assert.NilError(t, err)
+			assert.NilError(t, os.WriteFile(p, []byte(strings.ReplaceAll(string(data), "web_app.txt", "missing.txt")), 0o644))
+		}},
 	} {
-		prependTask(t, e.Repo, tc.file, "- name: Fail on purpose\n  ansible.builtin.fail:\n    msg: e2e-broken-task\n")
-		e.Commit(t, "break "+tc.failing)
+		t.Log("6. failing:", tc.name)
+		tc.edit()
+		e.Commit(t, "break "+tc.name)
+		amis := len(e.EC2.Images())
 		out, err = buildAll(ctx)
 		assert.Assert(t, err != nil, "build-all must fail")
 		failure := out.Failure()
-		assert.DeepEqual(t, statuses(failure), tc.want)
+		assert.DeepEqual(t, statuses(failure), tc.statuses)
 		assert.Check(t, is.Contains(failure, "packer build "+tc.failing+" failed"))
-		assert.Check(t, is.Contains(failure, "e2e-broken-task"))
+		assert.Check(t, is.Contains(failure, tc.want))
+		assert.Check(t, is.Equal(len(e.EC2.Images()), amis), "a failed build makes no AMI")
 		assert.Check(t, is.Equal(strings.Count(failure, " failed, "), 1), "the summary line appears once")
 		assert.DeepEqual(t, records(t, e), before)
 		e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")

@@ -1,6 +1,6 @@
 # The one template for every image of the tree (amichain.yaml). The runner passes image_name,
-# parent_ami, fingerprint, git_commit and playbook, plus the image's own vars; tests also set
-# the overrides below to build against a local EC2 API and a loopback sshd.
+# parent_ami, fingerprint, git_commit, playbook and verify_playbook, plus the image's own vars;
+# tests also set the overrides below to build against a local EC2 API and a loopback sshd.
 
 packer {
   required_version = ">= 1.12.0"
@@ -58,6 +58,16 @@ variable "playbook" {
   }
 }
 
+variable "verify_playbook" {
+  type        = string
+  default     = ""
+  description = "The image's checks (amichain.yaml verify), run after the playbook; a failed check means no AMI. Empty: none."
+  validation {
+    condition     = var.verify_playbook == "" || can(regex("^[^/].*\\.ya?ml$", var.verify_playbook))
+    error_message = "The verify_playbook must be a YAML file relative to the repository root, e.g. ansible/verify/web.yml."
+  }
+}
+
 variable "region" {
   type    = string
   default = "us-east-1"
@@ -83,11 +93,26 @@ variable "ssh_username" {
   default = "admin"
 }
 
-# Overrides for tests. The defaults keep real-AWS behaviour; "" means unset.
+# Overrides for tests, one setting each. The defaults keep real-AWS behaviour; "" means unset.
 
 variable "ec2_endpoint" {
   type    = string
   default = ""
+}
+
+variable "skip_credential_validation" {
+  type    = bool
+  default = false
+}
+
+variable "skip_region_validation" {
+  type    = bool
+  default = false
+}
+
+variable "skip_metadata_api_check" {
+  type    = bool
+  default = false
 }
 
 variable "subnet_id" {
@@ -127,8 +152,7 @@ variable "ansible_extra_arguments" {
 
 locals {
   # Unique per build, so a rebuild of the same fingerprint never collides with an existing AMI.
-  ami_name  = "${var.image_name}-${substr(var.fingerprint, 0, 12)}-${formatdate("YYYYMMDDhhmmss", timestamp())}"
-  local_ec2 = var.ec2_endpoint != ""
+  ami_name = "${var.image_name}-${substr(var.fingerprint, 0, 12)}-${formatdate("YYYYMMDDhhmmss", timestamp())}"
   tags = {
     Name                   = local.ami_name
     "amichain:image"       = var.image_name
@@ -178,10 +202,10 @@ source "amazon-ebs" "image" {
   }
 
   # null leaves the plugin's default (real AWS) in place.
-  custom_endpoint_ec2        = local.local_ec2 ? var.ec2_endpoint : null
-  skip_credential_validation = local.local_ec2
-  skip_region_validation     = local.local_ec2
-  skip_metadata_api_check    = local.local_ec2
+  custom_endpoint_ec2        = var.ec2_endpoint != "" ? var.ec2_endpoint : null
+  skip_credential_validation = var.skip_credential_validation
+  skip_region_validation     = var.skip_region_validation
+  skip_metadata_api_check    = var.skip_metadata_api_check
 
   subnet_id         = var.subnet_id != "" ? var.subnet_id : null
   security_group_id = var.security_group_id != "" ? var.security_group_id : null
@@ -204,6 +228,15 @@ build {
     extra_arguments = concat(["--extra-vars", "image_name=${var.image_name}"], var.ansible_extra_arguments)
     # Every builder instance is new, with a new host key.
     # Pipelining runs modules over the open SSH session instead of copying files for each task.
+    ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_PIPELINING=True"]
+  }
+
+  # The image's checks, on the instance before its AMI is made: a failed check fails the build.
+  # An image without checks runs packer/no-checks.yml, which does nothing.
+  provisioner "ansible" {
+    playbook_file    = var.verify_playbook != "" ? "${path.root}/../${var.verify_playbook}" : "${path.root}/no-checks.yml"
+    use_proxy        = false
+    extra_arguments  = concat(["--extra-vars", "image_name=${var.image_name}"], var.ansible_extra_arguments)
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_PIPELINING=True"]
   }
 }

@@ -35,6 +35,9 @@ func TestValidateEveryImage(t *testing.T) {
 				"git_commit":  "deadbeef",
 				"playbook":    img.Playbook,
 			}
+			if img.Verify != "" {
+				vars["verify_playbook"] = img.Verify
+			}
 			for k, v := range img.Vars {
 				vars[k] = v
 			}
@@ -74,6 +77,11 @@ func TestValidateRejects(t *testing.T) {
 			name:    "image_name with capitals",
 			set:     map[string]string{"image_name": "Web"},
 			wantOut: []string{"The image_name must be an image name from amichain.yaml"},
+		},
+		{
+			name:    "verify playbook missing",
+			set:     map[string]string{"verify_playbook": "ansible/verify/nope.yml"},
+			wantOut: []string{"ansible/verify/nope.yml is invalid", "no such file or directory"},
 		},
 		{
 			name:    "playbook missing",

@@ -121,6 +121,21 @@ func (h *Hasher) files(img tree.Image) (files, listed []string, err error) {
 	for _, d := range deps.Files {
 		set[d] = true
 	}
+	listed = deps.Listed
+	if img.Verify != "" {
+		// The verify playbook decides whether an AMI is made: it is an input too.
+		vdeps, err := ansibledeps.Analyze(h.fsys, img.Verify)
+		if err == nil {
+			err = vdeps.Check(img.Inputs)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("verify playbook: %w", err)
+		}
+		for _, d := range vdeps.Files {
+			set[d] = true
+		}
+		listed = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(listed), vdeps.Listed...))))
+	}
 	for _, in := range img.Inputs {
 		fi, err := fs.Stat(h.fsys, in)
 		if err != nil {
@@ -148,7 +163,14 @@ func (h *Hasher) files(img tree.Image) (files, listed []string, err error) {
 		out = append(out, p)
 	}
 	sort.Strings(out)
-	return out, deps.Listed, nil
+	return out, listed, nil
+}
+
+// Files lists, sorted and once each, the files img is made from: its template, the files its
+// playbook and verify playbook use, and its inputs.
+func (h *Hasher) Files(img tree.Image) ([]string, error) {
+	files, _, err := h.files(img)
+	return files, err
 }
 
 // digests returns the sha256 of each path, hashing in parallel the ones not hashed yet.

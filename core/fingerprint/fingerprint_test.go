@@ -217,6 +217,28 @@ func TestComputeInputs(t *testing.T) {
 	assert.Assert(t, sort.SliceIsSorted(set.Inputs, func(i, j int) bool { return set.Inputs[i].Name < set.Inputs[j].Name }))
 }
 
+// The verify playbook and the files it uses are inputs: it decides whether an AMI is made.
+func TestComputeIncludesVerifyPlaybook(t *testing.T) {
+	img := tree.Image{Name: "web", Parent: "base", Template: "packer/image.pkr.hcl", Playbook: "ansible/web.yml"}
+	h := NewHasher(os.DirFS(fixture))
+	without, err := h.Compute(img, nil, "ami-0123")
+	assert.NilError(t, err)
+	img.Verify = "ansible/worker.yml" // any playbook: this one includes ansible/tasks/worker-queue.yml
+	with, err := h.Compute(img, nil, "ami-0123")
+	assert.NilError(t, err)
+	names := map[string]bool{}
+	for _, in := range with.Inputs {
+		names[in.Name] = true
+	}
+	assert.Check(t, names["file:ansible/worker.yml"])
+	assert.Check(t, names["file:ansible/tasks/worker-queue.yml"])
+	assert.Check(t, with.Sum != without.Sum)
+
+	img.Verify = "ansible/missing.yml"
+	_, err = h.Compute(img, nil, "ami-0123")
+	assert.ErrorContains(t, err, "verify playbook")
+}
+
 func TestImageEntry(t *testing.T) {
 	base := tree.Image{Name: "build-agent", Parent: "base", Template: "packer/image.pkr.hcl", Playbook: "ansible/build-agent.yml",
 		Inputs: []string{"ci/runner.conf", "ci/hooks"}, Vars: map[string]string{"volume_size": "50", "a": "b"}}

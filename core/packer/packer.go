@@ -58,10 +58,11 @@ type commands struct {
 }
 
 // reserved are the variables amichain sets itself for every build.
-var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "region", "run_id"}
+var reserved = []string{"image_name", "parent_ami", "fingerprint", "git_commit", "playbook", "verify_playbook", "region", "run_id"}
 
 // newCommands returns the packer invocations that build req in region. Variables are the
-// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook, region, run_id), then
+// ones amichain sets (image_name, parent_ami, fingerprint, git_commit, playbook,
+// verify_playbook if the image has one, region, run_id), then
 // the image's Vars, then extra; a later one wins, but neither may set a reserved variable.
 func newCommands(req build.Request, region string, extra map[string]string) (commands, error) {
 	img := req.Image
@@ -80,6 +81,9 @@ func newCommands(req build.Request, region string, extra map[string]string) (com
 		"git_commit":  req.Commit,
 		"playbook":    img.Playbook,
 		"region":      region,
+	}
+	if img.Verify != "" {
+		vars["verify_playbook"] = img.Verify
 	}
 	if req.RunID != "" {
 		vars["run_id"] = req.RunID // tags the builder's resources for the janitor

@@ -50,6 +50,21 @@ func (s *scripted) Run(_ context.Context, args []string, line func(string)) (int
 	return s.exitCode, nil
 }
 
+func TestCommandsPassTheVerifyPlaybook(t *testing.T) {
+	exec := &scripted{output: "1732540115,amazon-ebs.image,artifact,0,id,eu-west-1:ami-1"}
+	r := &packer.Runner{Exec: exec, Region: "eu-west-1"}
+	req := request("packer/image.pkr.hcl", nil)
+	req.Image.Verify = "ansible/verify/web.yml"
+	_, err := r.Build(context.Background(), req)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(exec.calls, 3))
+	assert.Check(t, is.Contains(exec.calls[2], "verify_playbook=ansible/verify/web.yml"))
+
+	r.Vars = map[string]string{"verify_playbook": "x.yml"}
+	_, err = r.Build(context.Background(), request("packer/image.pkr.hcl", nil))
+	assert.ErrorContains(t, err, `"verify_playbook", which amichain sets itself`)
+}
+
 func TestCommands(t *testing.T) {
 	amichainVars := []string{
 		"-var", "fingerprint=3f2a9c0d1e4b5a69",

@@ -24,6 +24,9 @@ type Upstream struct {
 	AMI    string   `yaml:"ami,omitempty" json:"ami,omitempty"`
 	Owners []string `yaml:"owners,omitempty" json:"owners,omitempty"`
 	Name   string   `yaml:"name,omitempty" json:"name,omitempty"`
+	// Container is the same OS as a container image (e.g. debian:bookworm): the root of the
+	// tree built as containers. Not an input of any AMI.
+	Container string `yaml:"container,omitempty" json:"container,omitempty"`
 }
 
 // IsLookup reports whether the upstream AMI is found by a DescribeImages lookup.
@@ -38,6 +41,9 @@ type Image struct {
 	Template string `yaml:"template" json:"template"`
 	// Playbook is the Ansible playbook, relative to the repository root (under ansible/).
 	Playbook string `yaml:"playbook" json:"playbook"`
+	// Verify is an optional playbook of assertions run after Playbook (under ansible/): on the
+	// builder instance before its AMI is made, and on the image's container.
+	Verify string `yaml:"verify,omitempty" json:"verify,omitempty"`
 	// Inputs are extra files or directories the image is made from.
 	Inputs []string `yaml:"inputs,omitempty" json:"inputs,omitempty"`
 	// Vars are extra Packer variables for this image (e.g. volume_size).
@@ -96,6 +102,8 @@ func (t *Tree) validate() error {
 		return fmt.Errorf("upstream: missing: set ami (a fixed AMI id) or owners and name (a lookup)")
 	case u.AMI != "" && !strings.HasPrefix(u.AMI, "ami-"):
 		return fmt.Errorf("upstream: ami %q is not an AMI id (ami-...)", u.AMI)
+	case strings.ContainsAny(u.Container, " \t\n") || strings.HasPrefix(u.Container, "-"):
+		return fmt.Errorf("upstream: container %q is not an image reference (e.g. debian:bookworm)", u.Container)
 	}
 	if len(t.Images) == 0 {
 		return fmt.Errorf("images: none declared")
@@ -173,6 +181,9 @@ func (t *Tree) checkFiles(fsys fs.FS, treePath string) map[string]error {
 	out := map[string]error{}
 	for _, img := range t.Images {
 		check := []struct{ what, path string }{{"template", img.Template}, {"playbook", img.Playbook}}
+		if img.Verify != "" {
+			check = append(check, struct{ what, path string }{"verify playbook", img.Verify})
+		}
 		for _, in := range img.Inputs {
 			check = append(check, struct{ what, path string }{"input", in})
 		}

@@ -62,6 +62,7 @@ func TestParseRejects(t *testing.T) {
 		{"both upstreams", "upstream: {ami: ami-1, owners: [x], name: y}\nimages:\n" + img("a", ""), "not both"},
 		{"not an ami", "upstream: {ami: debian}\nimages:\n" + img("a", ""), `ami "debian" is not an AMI id`},
 		{"no images", up, "images: none declared"},
+		{"container not a reference", "upstream: {ami: ami-1, container: 'debian bookworm'}\nimages:\n" + img("a", ""), `container "debian bookworm" is not an image reference`},
 		{"empty file", "", "upstream: missing"},
 		{"unknown field", up + "  - {name: a, template: t, playbook: p, parnet: b}\n",
 			`amichain.yaml:3: unknown field "parnet" in an image (valid fields: name, parent, template, playbook, inputs, vars)`},
@@ -86,12 +87,14 @@ func TestLoadChecksFiles(t *testing.T) {
 		name  string
 		fsys  fstest.MapFS
 		input string
+		extra string // more fields of the image entry
 		err   string
 	}{
 		{name: "missing template", fsys: files("ansible/base.yml"), err: `image "base": template packer/image.pkr.hcl`},
 		{name: "missing playbook", fsys: files("packer/image.pkr.hcl"), err: `image "base": playbook ansible/base.yml`},
 		{name: "missing input", fsys: files("packer/image.pkr.hcl", "ansible/base.yml"), input: "files/x", err: `input files/x`},
 		{name: "input outside the repo", fsys: files("packer/image.pkr.hcl", "ansible/base.yml"), input: "../x", err: `must be a relative path inside the repository`},
+		{name: "missing verify playbook", fsys: files("packer/image.pkr.hcl", "ansible/base.yml"), extra: ", verify: ansible/verify/base.yml", err: `image "base": verify playbook ansible/verify/base.yml`},
 		{name: "no tree file", fsys: files(), err: "create amichain.yaml"},
 	}
 	for _, tc := range tests {
@@ -101,7 +104,7 @@ func TestLoadChecksFiles(t *testing.T) {
 				if tc.input != "" {
 					y += ", inputs: ['" + tc.input + "']"
 				}
-				tc.fsys["amichain.yaml"] = &fstest.MapFile{Data: []byte(y + "}\n")}
+				tc.fsys["amichain.yaml"] = &fstest.MapFile{Data: []byte(y + tc.extra + "}\n")}
 			}
 			tr, err := tree.Load(tc.fsys, "amichain.yaml")
 			if tc.name == "no tree file" {

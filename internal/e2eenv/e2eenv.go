@@ -156,6 +156,8 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 			"ssh_host=sshd", "ssh_port=" + sshPort, "ssh_username=" + e.SSHD.User,
 			"ssh_private_key_file=/run/amichain/ssh_key",
 			"subnet_id=" + ec2local.SubnetID, "security_group_id=" + ec2local.SecurityGroupID,
+			// The local EC2 API has no STS, regions list or metadata service.
+			"skip_credential_validation=true", "skip_region_validation=true", "skip_metadata_api_check=true",
 			// A killed run's builder is a leftover once this is over (the janitor's test).
 			"builder_lifetime=" + BuilderLifetime.String(),
 		}, ","),
