@@ -126,7 +126,7 @@ func (m *Amichain) build(ctx context.Context, only string) (*Result, error) {
 	}
 	runID := newRunID(time.Now())
 	// What killed runs left behind goes first, so a cancelled build costs nothing for long.
-	swept, err := janitor.Sweep(ctx, aws.ec2, m.Region, janitor.Options{Now: time.Now(), RunID: runID})
+	swept, err := janitor.Sweep(ctx, aws.ec2, m.Region, m.sweepOptions(aws, runID, false))
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (m *Amichain) Sweep(
 	if err != nil {
 		return "", err
 	}
-	rep, err := janitor.Sweep(ctx, aws.ec2, m.Region, janitor.Options{Now: time.Now(), RunID: newRunID(time.Now()), DryRun: dryRun})
+	rep, err := janitor.Sweep(ctx, aws.ec2, m.Region, m.sweepOptions(aws, newRunID(time.Now()), dryRun))
 	if err != nil {
 		return "", err
 	}
@@ -192,6 +192,14 @@ func (m *Amichain) Sweep(
 		return "", fmt.Errorf("%s%w", rep, err)
 	}
 	return rep.String(), nil
+}
+
+// sweepOptions: a builder is a dead run's once it expired, or once its run holds no build lease.
+func (m *Amichain) sweepOptions(aws *awsAccess, runID string, dryRun bool) janitor.Options {
+	return janitor.Options{Now: time.Now(), RunID: runID, DryRun: dryRun,
+		Building: func(ctx context.Context, run, image, fingerprint string) (bool, error) {
+			return aws.store.Holds(ctx, run, image, fingerprint, time.Now())
+		}}
 }
 
 // Adopt records an existing AMI from its amichain tags, without building it.

@@ -64,11 +64,12 @@ func (m *Amichain) container(ctx context.Context, name string) (*dagger.Containe
 	return ctr, err
 }
 
-// TestContainers builds the tree of amichain.yaml as containers, with no AWS account: each image
-// FROM its parent's container (the root FROM upstream.container), its playbook applied for real
-// by the toolchain's Ansible with the vars the AMI gets. Then, as Molecule does: a second run
-// that must change nothing (idempotence), and the image's verify playbook. Prints one line per
-// image; fails naming the image, the step and the task.
+// TestContainers builds every image of amichain.yaml as a container and checks it, without AWS.
+//
+// Each image is built FROM its parent's container (the root FROM upstream.container), its
+// playbook applied for real by the toolchain's Ansible with the vars the AMI gets. Then, as
+// Molecule does: a second run that must change nothing (idempotence), and the image's verify
+// playbook. Prints one line per image; fails naming the image, the step and the task.
 func (m *Amichain) TestContainers(
 	ctx context.Context,
 	// Images to build (their parents are built too). Default: every image.
@@ -199,7 +200,7 @@ func (m *Amichain) contentDirectory(dir string, paths []string) (*dagger.Directo
 // toolchainAnsible copies the toolchain container's ansible-playbook and the Python packages it
 // imports into a directory: lib/ and bin/ansible-playbook.
 func (m *Amichain) toolchainAnsible(ctx context.Context) (*dagger.Directory, error) {
-	tc, err := m.toolchain(ctx)
+	tc, err := m.ansible(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -821,6 +821,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
 			return (*Image).Build(&parent, ctx)
+		case "Container":
+			var parent Image
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			return (*Image).Container(&parent, ctx)
 		case "Plan":
 			var parent Image
 			err = json.Unmarshal(parentJSON, &parent)

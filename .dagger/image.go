@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"dagger/amichain/internal/dagger"
 )
 
 // Image is one image of amichain.yaml: plan it, build it, or read its current AMI.
@@ -57,6 +59,14 @@ func (i *Image) Ami(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("image %s has no record in s3://%s/%s yet: build it first (build-all, or image --name %s build)", i.Name, i.Module.Bucket, i.Module.Prefix, i.Name)
 	}
 	return rec.AMI() + "\n", nil
+}
+
+// Container builds the image as a container, with no AWS: converged, idempotent, verified.
+//
+// It is built FROM its parent's container, its playbook applied by the toolchain's Ansible
+// (see test-containers); open a shell in it with terminal, or export or publish it.
+func (i *Image) Container(ctx context.Context) (*dagger.Container, error) {
+	return i.Module.container(ctx, i.Name)
 }
 
 // Base is the base image of the reference tree (image --name base).

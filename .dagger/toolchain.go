@@ -66,13 +66,7 @@ func buildToolchain(v toolchain.Versions, goImage, debianImage string) (*dagger.
 			WithExec([]string{"sh", "-c", buildModule}).
 			File("/out/bin")
 	}
-	ctr := dag.Container().From(debianImage).
-		WithEnvVariable("DEBIAN_FRONTEND", "noninteractive").
-		// Without --no-install-recommends ansible-core pulls 260 MB of collections.
-		WithExec([]string{"sh", "-c", `apt-get update -qq &&
-apt-get install -y -qq --no-install-recommends "ansible-core=$0-*" openssh-client ca-certificates >/dev/null &&
-rm -rf /var/lib/apt/lists/*`, v["ANSIBLE_CORE_VERSION"]}).
-		WithoutEnvVariable("DEBIAN_FRONTEND").
+	ctr := ansibleToolchain(v, debianImage).
 		WithEnvVariable("CHECKPOINT_DISABLE", "1").
 		WithEnvVariable("PACKER_PLUGIN_PATH", pluginPath).
 		WithFile("/usr/local/bin/packer", bins["packer"], dagger.ContainerWithFileOpts{Permissions: 0o755})
@@ -83,6 +77,18 @@ rm -rf /var/lib/apt/lists/*`, v["ANSIBLE_CORE_VERSION"]}).
 			WithoutFile(bin)
 	}
 	return ctr, nil
+}
+
+// ansibleToolchain is the toolchain's base: debianImage with the pinned ansible-core and ssh.
+// The container target needs only this, so it never waits for Packer to compile.
+func ansibleToolchain(v toolchain.Versions, debianImage string) *dagger.Container {
+	return dag.Container().From(debianImage).
+		WithEnvVariable("DEBIAN_FRONTEND", "noninteractive").
+		// Without --no-install-recommends ansible-core pulls 260 MB of collections.
+		WithExec([]string{"sh", "-c", `apt-get update -qq &&
+apt-get install -y -qq --no-install-recommends "ansible-core=$0-*" openssh-client ca-certificates >/dev/null &&
+rm -rf /var/lib/apt/lists/*`, v["ANSIBLE_CORE_VERSION"]}).
+		WithoutEnvVariable("DEBIAN_FRONTEND")
 }
 
 // loadTools reads the pins from the source being built, so that a branch bumping a tool
@@ -120,4 +126,17 @@ func (m *Amichain) toolchain(ctx context.Context) (*dagger.Container, error) {
 		return nil, fmt.Errorf("toolchain: %w", err)
 	}
 	return buildToolchain(v, m.GoImage, m.DebianImage)
+}
+
+// ansible is the container that provides Ansible: the one given with --toolchain, else the
+// pinned toolchain's Ansible layer.
+func (m *Amichain) ansible(ctx context.Context) (*dagger.Container, error) {
+	if m.ToolchainCtr != nil {
+		return m.ToolchainCtr, nil
+	}
+	v, err := loadTools(ctx, m.Source)
+	if err != nil {
+		return nil, fmt.Errorf("toolchain: %w", err)
+	}
+	return ansibleToolchain(v, m.DebianImage), nil
 }

@@ -188,10 +188,11 @@ source "amazon-ebs" "image" {
   # Lets a leaked builder instance be traced back to its image.
   # run_tags also tag the temporary key pair and security group (packer-plugin-amazon 1.3.6).
   run_tags = {
-    Name                  = "amichain-build-${var.image_name}"
-    "amichain:image"      = var.image_name
-    "amichain:run-id"     = var.run_id
-    "amichain:expires-at" = timeadd(timestamp(), var.builder_lifetime)
+    Name                   = "amichain-build-${var.image_name}"
+    "amichain:image"       = var.image_name
+    "amichain:fingerprint" = var.fingerprint
+    "amichain:run-id"      = var.run_id
+    "amichain:expires-at"  = timeadd(timestamp(), var.builder_lifetime)
   }
 
   launch_block_device_mappings {

@@ -23,8 +23,10 @@ import (
 
 // The tags every builder resource carries (packer/image.pkr.hcl, run_tags).
 const (
-	TagRunID     = "amichain:run-id"
-	TagExpiresAt = "amichain:expires-at"
+	TagRunID       = "amichain:run-id"
+	TagExpiresAt   = "amichain:expires-at"
+	TagImage       = "amichain:image"
+	TagFingerprint = "amichain:fingerprint"
 )
 
 // EC2 is the part of *ec2.Client the janitor uses.
@@ -45,6 +47,11 @@ type Options struct {
 	RunID string
 	// DryRun reports what would be removed and removes nothing.
 	DryRun bool
+	// Building, when set, says whether run still holds its build lease on the image's
+	// fingerprint (both from the resource's tags). A resource whose run holds no lease is left
+	// by a dead run even before it expires: a run takes the lease before it starts a builder,
+	// and a killed run's lease is released or runs out.
+	Building func(ctx context.Context, run, image, fingerprint string) (bool, error)
 }
 
 // Kind of resource.
@@ -56,9 +63,10 @@ const (
 
 // Leftover is one resource a dead run left behind.
 type Leftover struct {
-	Kind, ID, Name string
-	RunID          string
-	ExpiresAt      time.Time
+	Kind, ID, Name     string
+	RunID              string
+	Image, Fingerprint string
+	ExpiresAt          time.Time
 	// Action is what the sweep did: "removed", "would remove" (dry run), or why not.
 	Action string
 	Err    error
@@ -161,7 +169,11 @@ func Sweep(ctx context.Context, api EC2, region string, opts Options) (Report, e
 	for _, batch := range [][]Leftover{instances, pairs, groups} {
 		sort.Slice(batch, func(i, j int) bool { return batch[i].ID < batch[j].ID })
 		for _, l := range batch {
-			if !dead(l, opts) {
+			isDead, err := dead(ctx, l, opts)
+			if err != nil {
+				return rep, fmt.Errorf("%s %s: is its run alive? %w", l.Kind, l.ID, err)
+			}
+			if !isDead {
 				rep.Kept++
 				continue
 			}
@@ -184,6 +196,10 @@ func leftover(kind, id string, tags []types.Tag) Leftover {
 			l.RunID = aws.ToString(t.Value)
 		case TagExpiresAt:
 			l.ExpiresAt, _ = time.Parse(time.RFC3339, aws.ToString(t.Value))
+		case TagImage:
+			l.Image = aws.ToString(t.Value)
+		case TagFingerprint:
+			l.Fingerprint = aws.ToString(t.Value)
 		case "Name":
 			if l.Name == "" {
 				l.Name = aws.ToString(t.Value)
@@ -193,10 +209,20 @@ func leftover(kind, id string, tags []types.Tag) Leftover {
 	return l
 }
 
-// dead: past its expiry, and not this run's. Without a readable expiry nobody can tell
-// whether its run is alive: leave it.
-func dead(l Leftover, opts Options) bool {
-	return !l.ExpiresAt.IsZero() && l.ExpiresAt.Before(opts.Now) && (opts.RunID == "" || l.RunID != opts.RunID)
+// dead: not this run's, and past its expiry or, before it, its run holds no build lease.
+// Without a readable expiry nobody can tell whether its run is alive: leave it.
+func dead(ctx context.Context, l Leftover, opts Options) (bool, error) {
+	if l.ExpiresAt.IsZero() || (opts.RunID != "" && l.RunID == opts.RunID) {
+		return false, nil
+	}
+	if l.ExpiresAt.Before(opts.Now) {
+		return true, nil
+	}
+	if opts.Building == nil || l.RunID == "" || l.Image == "" || l.Fingerprint == "" {
+		return false, nil
+	}
+	building, err := opts.Building(ctx, l.RunID, l.Image, l.Fingerprint)
+	return !building, err
 }
 
 func remove(ctx context.Context, api EC2, l Leftover) (string, error) {

@@ -2,6 +2,7 @@ package janitor_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,14 +14,16 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/amichain/amichain/core/janitor"
+	"github.com/amichain/amichain/core/record"
 	"github.com/amichain/amichain/internal/ec2local"
+	"github.com/amichain/amichain/internal/s3test"
 )
 
 const upstream = "ami-0aaaaaaaaaaaa0001"
 
 type run struct {
-	id      string
-	expires time.Time
+	id, fingerprint string
+	expires         time.Time
 	// created by the run, as Packer makes them: a temporary key pair and security group
 	// tagged like the instance (run_tags), and the instance using both.
 	instance, keyPair, group string
@@ -31,6 +34,8 @@ func spec(kind types.ResourceType, r *run) []types.TagSpecification {
 		{Key: aws.String(janitor.TagRunID), Value: aws.String(r.id)},
 		{Key: aws.String(janitor.TagExpiresAt), Value: aws.String(r.expires.Format(time.RFC3339))},
 		{Key: aws.String("Name"), Value: aws.String("amichain-build-web")},
+		{Key: aws.String(janitor.TagImage), Value: aws.String("web")},
+		{Key: aws.String(janitor.TagFingerprint), Value: aws.String(r.fingerprint)},
 	}}}
 }
 
@@ -106,4 +111,45 @@ func TestSweep(t *testing.T) {
 	rep, err = janitor.Sweep(t.Context(), c, "us-east-1", opts)
 	assert.NilError(t, err)
 	assert.Equal(t, len(rep.Leftovers), 0, "a second sweep finds nothing more")
+}
+
+// A killed run's builder is removed before it expires once the run holds no build lease; a
+// run that still holds one keeps its builder. The leases are the record store's, in S3.
+func TestSweepRunWithoutLease(t *testing.T) {
+	srv, err := ec2local.Start(t.Context(), ec2local.Options{Images: []ec2local.Image{{ID: upstream, Name: "debian-12"}}})
+	assert.NilError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	c := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "test-secret", "")})
+	s3 := s3test.StartFake(t)
+	store := record.NewStore(s3.Client, record.Config{Bucket: s3.Bucket, Prefix: "amichain"})
+	now := time.Now()
+	const building, released = "3f2a9c0d1e4b5a69", "9e8d7c6b5a4f3e2d"
+	alive := start(t, c, &run{id: "run-alive", fingerprint: building, expires: now.Add(time.Hour)})
+	killed := start(t, c, &run{id: "run-killed", fingerprint: released, expires: now.Add(time.Hour)})
+	gone := start(t, c, &run{id: "run-gone", fingerprint: "0123456789abcdef", expires: now.Add(time.Hour)})
+	_, _, err = store.Acquire(t.Context(), "web", building, "run-alive", time.Hour, now)
+	assert.NilError(t, err)
+	l, _, err := store.Acquire(t.Context(), "web", released, "run-killed", time.Hour, now)
+	assert.NilError(t, err)
+	assert.NilError(t, store.Release(t.Context(), l)) // as a cancelled run does on its way out
+
+	rep, err := janitor.Sweep(t.Context(), c, "us-east-1", janitor.Options{Now: now, RunID: "run-mine",
+		Building: func(ctx context.Context, run, image, fingerprint string) (bool, error) {
+			return store.Holds(ctx, run, image, fingerprint, now)
+		}})
+	assert.NilError(t, err)
+	var removed []string
+	for _, l := range rep.Leftovers {
+		removed = append(removed, l.RunID+" "+l.Kind)
+	}
+	slices.Sort(removed)
+	assert.DeepEqual(t, removed, []string{"run-gone instance", "run-gone key pair", "run-gone security group",
+		"run-killed instance", "run-killed key pair", "run-killed security group"})
+	inst, key, group := state(t, c, alive)
+	assert.Check(t, inst == "running" && key && group, "the building run's builder was touched")
+	for _, r := range []*run{killed, gone} {
+		inst, _, _ = state(t, c, r)
+		assert.Check(t, is.Equal(inst, "terminated"), r.id)
+	}
 }

@@ -89,6 +89,16 @@ func (s *Store) Release(ctx context.Context, l *Lease) error {
 	return s.replaceLease(ctx, l, &next)
 }
 
+// Holds reports whether run holds the lease on (image, fingerprint), unreleased and
+// unexpired at now: whether that run is, as far as the bucket knows, still building it.
+func (s *Store) Holds(ctx context.Context, run, image, fingerprint string, now time.Time) (bool, error) {
+	l, err := s.LeaseOf(ctx, image, fingerprint)
+	if err != nil || l == nil {
+		return false, err
+	}
+	return l.Holder == run && !l.Free(now), nil
+}
+
 // LeaseOf reads the lease on (image, fingerprint); nil when there is none.
 func (s *Store) LeaseOf(ctx context.Context, image, fingerprint string) (*Lease, error) {
 	return s.readLease(ctx, s.leaseKey(image, fingerprint))

@@ -29,8 +29,9 @@ const Region = "us-east-1"
 // UpstreamAMI is the Debian image the local EC2 API offers to the tree's upstream lookup.
 const UpstreamAMI = "ami-0000000000000deb1"
 
-// BuilderLifetime is how long a builder instance lives before a later run may remove it.
-const BuilderLifetime = 20 * time.Second
+// BuilderLifetime is how long a builder instance lives before a later run may remove it even
+// if its run still held its lease: longer than the test, so the lease alone decides.
+const BuilderLifetime = time.Hour
 
 // Secret is the secret access key the module is given; it must never appear in any output.
 const Secret = "e2e-dummy-secret"
@@ -158,7 +159,7 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 			"subnet_id=" + ec2local.SubnetID, "security_group_id=" + ec2local.SecurityGroupID,
 			// The local EC2 API has no STS, regions list or metadata service.
 			"skip_credential_validation=true", "skip_region_validation=true", "skip_metadata_api_check=true",
-			// A killed run's builder is a leftover once this is over (the janitor's test).
+			// A killed run's builder is a leftover once this is over, or its lease is gone.
 			"builder_lifetime=" + BuilderLifetime.String(),
 		}, ","),
 		"--secret-files", "file://"+e.SSHD.PrivateKeyPath, "--secret-paths", "/run/amichain/ssh_key",
