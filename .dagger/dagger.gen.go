@@ -80,6 +80,7 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 		Parallel            int
 		MaxAge              string
 		Force               []string
+		LeaseTTL            string
 		S3Endpoint          string
 		EC2Endpoint         string
 		ServiceNames        []string
@@ -107,6 +108,7 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 	concrete.Parallel = r.Parallel
 	concrete.MaxAge = r.MaxAge
 	concrete.Force = r.Force
+	concrete.LeaseTTL = r.LeaseTTL
 	concrete.S3Endpoint = r.S3Endpoint
 	concrete.EC2Endpoint = r.EC2Endpoint
 	concrete.ServiceNames = r.ServiceNames
@@ -138,6 +140,7 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 		Parallel            int
 		MaxAge              string
 		Force               []string
+		LeaseTTL            string
 		S3Endpoint          string
 		EC2Endpoint         string
 		ServiceNames        []string
@@ -169,6 +172,7 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 	r.Parallel = concrete.Parallel
 	r.MaxAge = concrete.MaxAge
 	r.Force = concrete.Force
+	r.LeaseTTL = concrete.LeaseTTL
 	r.S3Endpoint = concrete.S3Endpoint
 	r.EC2Endpoint = concrete.EC2Endpoint
 	r.ServiceNames = concrete.ServiceNames
@@ -787,6 +791,13 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg force", err))
 				}
 			}
+			var leaseTtl string
+			if inputArgs["leaseTtl"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["leaseTtl"]), &leaseTtl)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg leaseTtl", err))
+				}
+			}
 			var recordsEndpoint string
 			if inputArgs["recordsEndpoint"] != nil {
 				err = json.Unmarshal([]byte(inputArgs["recordsEndpoint"]), &recordsEndpoint)
@@ -801,7 +812,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg computeEndpoint", err))
 				}
 			}
-			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force, recordsEndpoint, computeEndpoint)
+			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force, leaseTtl, recordsEndpoint, computeEndpoint)
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -58,6 +58,8 @@ type Amichain struct {
 	MaxAge string
 	// +private
 	Force []string
+	// +private
+	LeaseTTL string
 
 	// +private
 	S3Endpoint string
@@ -144,6 +146,10 @@ func New(
 	// The images to rebuild even if up to date, e.g. web,worker.
 	// +optional
 	force []string,
+	// How long a run's claim to build an image lasts unless renewed (every third of it): a
+	// killed run blocks others, and keeps its builder from the sweep, for at most this long.
+	// +default="3m"
+	leaseTtl string,
 	// An S3-compatible endpoint for the records instead of AWS S3, e.g. http://minio:9000.
 	// +optional
 	recordsEndpoint string,
@@ -157,12 +163,15 @@ func New(
 			return nil, fmt.Errorf("--max-age %q: want a duration such as 720h", maxAge)
 		}
 	}
+	if d, err := time.ParseDuration(leaseTtl); err != nil || d < 3*time.Second {
+		return nil, fmt.Errorf("--lease-ttl %q: want a duration of at least 3s, such as 3m", leaseTtl)
+	}
 	return &Amichain{
 		Source: source, Git: git, Bucket: bucket, Prefix: prefix, Region: region, CopyRegions: copyRegions,
 		AwsAccessKeyID: awsAccessKeyId, AwsSecretAccessKey: awsSecretAccessKey, AwsSessionToken: awsSessionToken,
 		AwsWebIdentityToken: awsWebIdentityToken, AwsRoleArn: awsRoleArn,
 		Commit: commit, Branch: branch, ToolchainCtr: toolchain, GoImage: goImage, DebianImage: debianImage,
-		Parallel: parallel, MaxAge: maxAge, Force: force, S3Endpoint: recordsEndpoint, EC2Endpoint: computeEndpoint,
+		Parallel: parallel, MaxAge: maxAge, Force: force, LeaseTTL: leaseTtl, S3Endpoint: recordsEndpoint, EC2Endpoint: computeEndpoint,
 	}, nil
 }
 
@@ -221,6 +230,7 @@ func (m *Amichain) load(ctx context.Context, aws *awsAccess, runID string, withB
 	if m.MaxAge != "" {
 		opts.MaxAge, _ = time.ParseDuration(m.MaxAge)
 	}
+	opts.LeaseTTL, _ = time.ParseDuration(m.LeaseTTL)
 	if withBuilder {
 		if opts.Builder, err = m.builder(ctx, aws); err != nil {
 			return nil, err

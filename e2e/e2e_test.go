@@ -197,8 +197,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// 7. Cancelling build-all midway (SIGINT, as GitHub Actions does) records nothing. The
 	// engine ends Packer with the session, so its builder instance is left running: the next
-	// build-all finds it by its tags (its run holds no build lease any more), removes it and
-	// says so, then builds what was left.
+	// build-all finds it by its tags, and once the killed run's build lease has run out (it
+	// is not renewed any more), removes it and says so, then builds what was left.
 	repotest.Append(t, e.Repo, workerRole, "# patched\n")
 	e.Commit(t, "patch worker")
 	prependTask(t, e.Repo, workerRole, "- name: Take a while\n  ansible.builtin.command: sleep 300\n  changed_when: false\n")
@@ -219,6 +219,7 @@ func TestEndToEnd(t *testing.T) {
 	leaked := e.EC2.Running()
 	t.Logf("FIGURE builder instances left running by the cancelled run: %v", leaked)
 	e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
+	time.Sleep(e2eenv.LeaseTTL)
 	out, err = buildAll(ctx)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, statuses(out.Stdout), only("built", "worker"))

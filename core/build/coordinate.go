@@ -27,7 +27,8 @@ type Coordination struct {
 	// RunID names this run in the leases it holds (and, by the caller, in the builder's tags).
 	RunID string
 	// LeaseTTL is how long a lease lasts unless renewed; the holder renews it every third of
-	// it, so a dead holder blocks others for at most this long. Default 10 minutes.
+	// it, so a dead holder blocks others (and keeps its builder from the janitor) for at most
+	// this long. Default 3 minutes.
 	LeaseTTL time.Duration
 	// PollInterval is how often a waiting run looks for the holder's record. Default 15 s.
 	PollInterval time.Duration
@@ -37,7 +38,7 @@ type Coordination struct {
 }
 
 const (
-	defaultLeaseTTL     = 10 * time.Minute
+	defaultLeaseTTL     = 3 * time.Minute
 	defaultPollInterval = 15 * time.Second
 	defaultSaveRetry    = 10 * time.Minute
 	// releaseTimeout bounds giving a lease up once the work is done, cancelled or not.

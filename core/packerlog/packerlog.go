@@ -107,7 +107,13 @@ type Collector struct {
 	artifacts map[string]map[int]string
 	relevant  []string
 	reads     ansibletrace.Reads
+	// block gathers a failed task's result that Ansible prints as JSON over several lines
+	// ("fatal: [h]: FAILED! => {" ... "}"), to quote it as one line; nil outside one.
+	block []string
 }
+
+// maxBlock bounds a multi-line failure result quoted as one line.
+const maxBlock = 40
 
 // Add records one machine-readable line.
 func (c *Collector) Add(l Line) {
@@ -123,10 +129,36 @@ func (c *Collector) Add(l Line) {
 			if c.reads.Line(m) {
 				continue
 			}
+			if c.block != nil {
+				c.addBlock(m)
+				continue
+			}
+			if isFailure(m) && strings.HasSuffix(strings.TrimSpace(m), "=> {") {
+				c.block = []string{strings.TrimSpace(m)}
+				continue
+			}
 			if all || isFailure(m) {
 				c.addRelevant(m)
 			}
 		}
+	}
+}
+
+// addBlock adds one line of a multi-line failure result, without Packer's "target: " prefix,
+// and quotes the whole result once its closing brace arrives.
+func (c *Collector) addBlock(m string) {
+	m = strings.TrimSpace(m)
+	if _, rest, ok := strings.Cut(m, ": "); ok && !strings.ContainsAny(m[:len(m)-len(rest)-2], " \"") {
+		m = strings.TrimSpace(rest)
+	} else if strings.HasSuffix(m, ":") && !strings.Contains(m, " ") {
+		m = "" // a prefix alone: an empty line of the result
+	}
+	if m != "" {
+		c.block = append(c.block, m)
+	}
+	if m == "}" || len(c.block) >= maxBlock {
+		c.addRelevant(strings.Join(c.block, " "))
+		c.block = nil
 	}
 }
 

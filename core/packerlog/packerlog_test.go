@@ -228,3 +228,21 @@ func TestReads(t *testing.T) {
 	})
 	assert.DeepEqual(t, c.Relevant(), []string(nil))
 }
+
+// A failed assert's result, as Ansible prints it (over several lines) and Packer relays it.
+func TestMultiLineFailure(t *testing.T) {
+	var c packerlog.Collector
+	for _, m := range []string{
+		`    amazon-ebs.image: TASK [The web_app role ran] *****`,
+		`    amazon-ebs.image: fatal: [default]: FAILED! => {`,
+		`    amazon-ebs.image:     "assertion": "written.stat.exists",`,
+		`    amazon-ebs.image:     "changed": false,`,
+		`    amazon-ebs.image:     "evaluated_to": false,`,
+		`    amazon-ebs.image:     "msg": "/tmp/x/web/missing.txt is missing"`,
+		`    amazon-ebs.image: }`,
+		`    amazon-ebs.image: PLAY RECAP *****`,
+	} {
+		c.Add(packerlog.Line{Type: "ui", Data: []string{"message", m}})
+	}
+	assert.DeepEqual(t, c.Relevant(), []string{`amazon-ebs.image: fatal: [default]: FAILED! => { "assertion": "written.stat.exists", "changed": false, "evaluated_to": false, "msg": "/tmp/x/web/missing.txt is missing" }`})
+}

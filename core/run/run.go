@@ -38,6 +38,8 @@ type Options struct {
 	RunID string
 	// Leases, when set, make runs that share the bucket build each fingerprint once.
 	Leases build.Leases
+	// LeaseTTL overrides how long a lease lasts unless renewed (build.Coordination).
+	LeaseTTL time.Duration
 	// Live, when set, makes up to date and reuse require the recorded AMIs to exist.
 	Live plan.Liveness
 }
@@ -102,7 +104,7 @@ func (r *Run) Build(ctx context.Context, only string) (build.Summary, error) {
 	ex := &build.Executor{
 		Planner: r.planner, Builder: r.opts.Builder, Records: r.opts.Records,
 		Parallel: r.opts.Parallel, Commit: r.opts.Commit, Branch: r.opts.Branch, Now: r.opts.Now,
-		Coordination: build.Coordination{Leases: r.opts.Leases, RunID: r.opts.RunID},
+		Coordination: build.Coordination{Leases: r.opts.Leases, RunID: r.opts.RunID, LeaseTTL: r.opts.LeaseTTL},
 	}
 	return ex.Run(ctx, p)
 }

@@ -33,6 +33,9 @@ const UpstreamAMI = "ami-0000000000000deb1"
 // if its run still held its lease: longer than the test, so the lease alone decides.
 const BuilderLifetime = time.Hour
 
+// LeaseTTL is how long a killed run's build lease outlives it (the module's --lease-ttl).
+const LeaseTTL = 15 * time.Second
+
 // Secret is the secret access key the module is given; it must never appear in any output.
 const Secret = "e2e-dummy-secret"
 
@@ -149,6 +152,7 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 		"--bucket", e.S3.Bucket, "--region", Region,
 		"--aws-access-key-id", "env://AWS_ACCESS_KEY_ID", "--aws-secret-access-key", "env://AWS_SECRET_ACCESS_KEY",
 		"--records-endpoint", "http://s3:" + s3Port, "--compute-endpoint", "http://ec2:" + ec2Port,
+		"--lease-ttl", LeaseTTL.String(),
 	}, flags...)
 	args = append(args, "with-stand-ins",
 		"--services", strings.Join([]string{"tcp://localhost:" + s3Port, "tcp://localhost:" + ec2Port, "tcp://localhost:" + sshPort}, ","),
