@@ -64,11 +64,11 @@ func TestParseRejects(t *testing.T) {
 		{"no images", up, "images: none declared"},
 		{"empty file", "", "upstream: missing"},
 		{"unknown field", up + "  - {name: a, template: t, playbook: p, parnet: b}\n",
-			`amichain.yaml:3: unknown field "parnet" in an image (valid fields: name, parent, template, playbook, inputs, vars)`},
+			`amichain.yaml:3: unknown field "parnet" in an image (valid fields: name, parent, template, playbook, inputs, vars, encrypt_boot, kms_key_id, region_kms_key_ids, ami_users, ami_org_arns, ami_ou_arns, snapshot_users, imds_support, tags, deprecate_at, ssm_parameter)`},
 		{"unknown upstream field", "upstream:\n  amy: ami-1\nimages: []\n",
 			`amichain.yaml:2: unknown field "amy" in upstream (valid fields: ami, owners, name)`},
 		{"unknown top-level field", up + img("a", "") + "imgaes: []\n",
-			`amichain.yaml:4: unknown field "imgaes" in the top level (valid fields: upstream, images)`},
+			`amichain.yaml:4: unknown field "imgaes" in the top level (valid fields: upstream, images, defaults)`},
 		{"wrong type", "upstream: {ami: [a]}\nimages: []\n", "amichain.yaml:1: cannot unmarshal !!seq into string"},
 		{"broken yaml", "images: [\n", "amichain.yaml:1: did not find expected node content (not valid YAML)"},
 	}
