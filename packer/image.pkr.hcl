@@ -93,6 +93,63 @@ variable "ssh_username" {
   default = "admin"
 }
 
+# The image's settings in amichain.yaml (core/packer passes only those set). Encryption,
+# sharing, IMDS support and tags are part of the image's fingerprint; deprecation is not.
+
+variable "encrypt_boot" {
+  type    = bool
+  default = false
+}
+
+variable "kms_key_id" {
+  type        = string
+  default     = ""
+  description = "The KMS key of the encrypted AMI; \"\" is the account's default EBS key."
+}
+
+variable "region_kms_key_ids" {
+  type        = map(string)
+  default     = {}
+  description = "The KMS key of each copy, by region."
+}
+
+variable "ami_users" {
+  type    = list(string)
+  default = []
+}
+
+variable "ami_org_arns" {
+  type    = list(string)
+  default = []
+}
+
+variable "ami_ou_arns" {
+  type    = list(string)
+  default = []
+}
+
+variable "snapshot_users" {
+  type    = list(string)
+  default = []
+}
+
+variable "imds_support" {
+  type        = string
+  default     = ""
+  description = "v2.0: instances launched from the AMI must use IMDSv2."
+}
+
+variable "deprecate_after" {
+  type        = string
+  default     = ""
+  description = "How long after the build the AMI is deprecated (a duration, e.g. 2160h); \"\" never."
+}
+
+variable "extra_tags" {
+  type    = map(string)
+  default = {}
+}
+
 # Overrides for tests, one setting each. The defaults keep real-AWS behaviour; "" means unset.
 
 variable "ec2_endpoint" {
@@ -153,13 +210,14 @@ variable "ansible_extra_arguments" {
 locals {
   # Unique per build, so a rebuild of the same fingerprint never collides with an existing AMI.
   ami_name = "${var.image_name}-${substr(var.fingerprint, 0, 12)}-${formatdate("YYYYMMDDhhmmss", timestamp())}"
-  tags = {
+  # amichain's own tags win over extra_tags (amichain.yaml refuses them anyway).
+  tags = merge(var.extra_tags, {
     Name                   = local.ami_name
     "amichain:image"       = var.image_name
     "amichain:fingerprint" = var.fingerprint
     "amichain:parent-ami"  = var.parent_ami
     "amichain:commit"      = var.git_commit
-  }
+  })
 }
 
 # Every builder instance, and the key pair and security group Packer makes for it, carries the
@@ -185,6 +243,16 @@ source "amazon-ebs" "image" {
   ami_description = "amichain ${var.image_name} ${var.fingerprint}"
   tags            = local.tags
   snapshot_tags   = local.tags
+
+  encrypt_boot       = var.encrypt_boot
+  kms_key_id         = var.kms_key_id != "" ? var.kms_key_id : null
+  region_kms_key_ids = var.region_kms_key_ids
+  ami_users          = var.ami_users
+  ami_org_arns       = var.ami_org_arns
+  ami_ou_arns        = var.ami_ou_arns
+  snapshot_users     = var.snapshot_users
+  imds_support       = var.imds_support != "" ? var.imds_support : null
+  deprecate_at       = var.deprecate_after != "" ? timeadd(timestamp(), var.deprecate_after) : null
   # Lets a leaked builder instance be traced back to its image.
   # run_tags also tag the temporary key pair and security group (packer-plugin-amazon 1.3.6).
   run_tags = {

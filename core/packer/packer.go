@@ -88,6 +88,7 @@ func newCommands(req build.Request, region string, extra map[string]string) (com
 	if req.RunID != "" {
 		vars["run_id"] = req.RunID // tags the builder's resources for the janitor
 	}
+	maps.Copy(vars, settingsVars(img.Settings))
 	for _, src := range []struct {
 		what string
 		vars map[string]string
@@ -95,6 +96,9 @@ func newCommands(req build.Request, region string, extra map[string]string) (com
 		for k, v := range src.vars {
 			if slices.Contains(reserved, k) {
 				return commands{}, fmt.Errorf("packer: %s set %q, which amichain sets itself: remove it", src.what, k)
+			}
+			if slices.Contains(settingVars, k) {
+				return commands{}, fmt.Errorf("packer: %s set %q, which comes from the image's settings: set it there (amichain.yaml, see README.md)", src.what, k)
 			}
 			vars[k] = v
 		}

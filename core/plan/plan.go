@@ -266,6 +266,11 @@ func (p *Planner) decide(ctx context.Context, img tree.Image, parentAMI string, 
 	if err != nil {
 		return Step{}, err
 	}
+	if prev != nil && prev.PrunedAt != nil {
+		changed = append(changed, fmt.Sprintf("not reusing %s, built from these inputs before: pruned on %s",
+			prev.AMI(), prev.PrunedAt.UTC().Format(time.RFC3339)))
+		prev = nil
+	}
 	if prev != nil {
 		why, err := p.dead(ctx, prev, nil)
 		if err != nil {

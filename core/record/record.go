@@ -33,6 +33,9 @@ type Record struct {
 	// listings): a later change to one makes the image stale even if the fingerprint missed
 	// it. Records written before it have none.
 	Reads []fingerprint.Input `json:"reads,omitempty"`
+	// PrunedAt is set on an index entry whose AMI prune deregistered: it is never reused
+	// nor made current again.
+	PrunedAt *time.Time `json:"pruned_at,omitempty"`
 }
 
 // AMI is the id in the build region: the one children are built from.

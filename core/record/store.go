@@ -11,6 +11,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -118,6 +119,10 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 func (s *Store) Save(ctx context.Context, r Record) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("refusing to save: %w", err)
+	}
+	if r.PrunedAt != nil {
+		return fmt.Errorf("refusing to save: AMI %s of image %q was pruned on %s: it is never made current again (build the image instead)",
+			r.AMI(), r.Image, r.PrunedAt.UTC().Format(time.RFC3339))
 	}
 	body, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {

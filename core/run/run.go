@@ -12,6 +12,7 @@ import (
 	"github.com/amichain/amichain/core/build"
 	"github.com/amichain/amichain/core/fingerprint"
 	"github.com/amichain/amichain/core/plan"
+	"github.com/amichain/amichain/core/ssmparam"
 	"github.com/amichain/amichain/core/toolchain"
 	"github.com/amichain/amichain/core/tree"
 	"github.com/amichain/amichain/core/upstream"
@@ -42,6 +43,9 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Live, when set, makes up to date and reuse require the recorded AMIs to exist.
 	Live plan.Liveness
+	// Params, when set, publishes each image's current AMI to its SSM parameter (see
+	// core/ssmparam) on every save, and plans repair a parameter that disagrees.
+	Params ssmparam.Clients
 }
 
 // Run is a loaded repository, ready to plan or build.
@@ -71,6 +75,9 @@ func Load(ctx context.Context, opts Options) (*Run, error) {
 			return nil, err
 		}
 	}
+	if opts.Params != nil {
+		opts.Records = &ssmparam.Store{Records: opts.Records, Publisher: Publisher(t, opts.Params)}
+	}
 	force := map[string]bool{}
 	for _, f := range opts.Force {
 		force[f] = true
@@ -84,6 +91,17 @@ func Load(ctx context.Context, opts Options) (*Run, error) {
 			Tools: tools, Force: force, MaxAge: opts.MaxAge, Now: opts.Now, Live: opts.Live,
 		},
 	}, nil
+}
+
+// Publisher publishes the current AMIs of t's images under their ssm_parameter.
+func Publisher(t *tree.Tree, clients ssmparam.Clients) *ssmparam.Publisher {
+	return &ssmparam.Publisher{Clients: clients, Names: func(image string) string {
+		img, ok := t.Get(image)
+		if !ok {
+			return "" // no longer in the tree: its parameter is left alone
+		}
+		return img.Parameter()
+	}}
 }
 
 // Plan decides every image, or only the named one and its ancestors, building nothing.

@@ -48,6 +48,8 @@ type Image struct {
 	Inputs []string `yaml:"inputs,omitempty" json:"inputs,omitempty"`
 	// Vars are extra Packer variables for this image (e.g. volume_size).
 	Vars map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`
+	// Settings are the image's AMI settings (settings.go), merged with the tree's defaults.
+	Settings Settings `yaml:",inline" json:"settings,omitzero"`
 }
 
 // Tree is a validated image tree. Images are in dependency order: every parent comes before
@@ -55,6 +57,8 @@ type Image struct {
 type Tree struct {
 	Upstream Upstream `yaml:"upstream" json:"upstream"`
 	Images   []Image  `yaml:"images" json:"images"`
+	// Defaults are the settings of every image that does not set its own.
+	Defaults Settings `yaml:"defaults,omitempty" json:"-"`
 	// Broken holds, by image name, why an image cannot be built (a template, playbook or
 	// input missing): that image and its descendants fail, the rest of the tree builds.
 	Broken map[string]error `yaml:"-" json:"-"`
@@ -136,7 +140,10 @@ func (t *Tree) validate() error {
 		return err
 	}
 	t.Images = order
-	return nil
+	if err := t.Defaults.validate("defaults"); err != nil {
+		return err
+	}
+	return t.resolveSettings()
 }
 
 // topoSort orders parents before children, keeping file order among ready images, and reports

@@ -23,6 +23,7 @@ var what = map[string]struct {
 	"Tree":     {"the top level", reflect.TypeOf(Tree{})},
 	"Image":    {"an image", reflect.TypeOf(Image{})},
 	"Upstream": {"upstream", reflect.TypeOf(Upstream{})},
+	"Settings": {"defaults", reflect.TypeOf(Settings{})},
 }
 
 // yamlError rewrites a yaml.v3 decoding error as "FILE:LINE: what is wrong", naming the
@@ -58,6 +59,10 @@ func fields(t reflect.Type) []string {
 	var out []string
 	for i := range t.NumField() {
 		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if strings.HasSuffix(t.Field(i).Tag.Get("yaml"), ",inline") {
+			out = append(out, fields(t.Field(i).Type)...)
+			continue
+		}
 		if tag != "" && tag != "-" {
 			out = append(out, tag)
 		}

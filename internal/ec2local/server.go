@@ -54,6 +54,15 @@ type Image struct {
 	// SourceImage is the copied AMI); seeded images have neither.
 	SourceInstance string
 	SourceImage    string
+	// Snapshot is the image's root snapshot (see Snapshot); Encrypted and KMSKeyID its
+	// encryption, set by CopyImage with Encrypted.
+	Snapshot  string
+	Encrypted bool
+	KMSKeyID  string
+	// Set by ModifyImageAttribute and EnableImageDeprecation.
+	IMDSSupport       string
+	LaunchPermissions []string
+	DeprecateAt       time.Time
 }
 
 // Launch is one RunInstances call that started an instance.
@@ -78,6 +87,10 @@ type Server struct {
 	failures  map[string][]*apiError
 	keyPairs  map[string]*keyPair
 	groups    map[string]*securityGroup
+	snapshots map[string]*Snapshot
+	snapOrder []string
+	templates []*launchTemplate
+	requests  []Request
 }
 
 type instance struct {
@@ -109,7 +122,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, ln: ln, instances: map[string]*instance{},
 		volumes: map[string]string{}, tags: map[string]map[string]string{}, failures: map[string][]*apiError{},
-		keyPairs: map[string]*keyPair{}, groups: map[string]*securityGroup{}}
+		keyPairs: map[string]*keyPair{}, groups: map[string]*securityGroup{}, snapshots: map[string]*Snapshot{}}
 	for _, img := range opts.Images {
 		s.AddImage(img)
 	}
@@ -160,6 +173,7 @@ func (s *Server) AddImage(img Image) string {
 	s.tags[img.ID] = maps.Clone(img.Tags)
 	img.Tags = nil
 	s.images = append(s.images, &img)
+	s.newSnapshot(&img, false, "")
 	return img.ID
 }
 
@@ -218,6 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.seq++
 	reqID := fmt.Sprintf("00000000-0000-4000-8000-%012d", s.seq)
 	s.calls = append(s.calls, action)
+	s.requests = append(s.requests, Request{action, region, cloneValues(r.Form)})
 	resp, err := s.handle(action, region, r.Form)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
@@ -253,15 +268,22 @@ func (s *Server) handle(action, region string, f url.Values) (*response, *apiErr
 		s.images = slices.DeleteFunc(s.images, func(i *Image) bool { return i == img })
 		return &response{Return: "true"}, nil
 	case "ModifyImageAttribute":
-		// Packer sets ami_description this way once the image exists.
-		img, err := s.image(region, f.Get("ImageId"))
-		if err != nil {
-			return nil, err
-		}
-		if d := f.Get("Description.Value"); d != "" {
-			img.Description = d
-		}
-		return &response{Return: "true"}, nil
+		// Packer sets the description, launch permissions and IMDS support this way.
+		return s.modifyImageAttribute(region, f)
+	case "ModifySnapshotAttribute":
+		return s.modifySnapshotAttribute(region, f)
+	case "EnableImageDeprecation":
+		return s.enableImageDeprecation(region, f)
+	case "DescribeSnapshots":
+		return s.describeSnapshots(region, f)
+	case "DeleteSnapshot":
+		return s.deleteSnapshot(region, f)
+	case "DescribeLaunchTemplates":
+		return s.describeLaunchTemplates(region, f)
+	case "DescribeLaunchTemplateVersions":
+		return s.describeLaunchTemplateVersions(region, f)
+	case "DescribeImageReferences":
+		return s.describeImageReferences(region, f)
 	case "RunInstances":
 		return s.runInstances(region, f)
 	case "DescribeInstances":
@@ -368,6 +390,7 @@ func (s *Server) createImage(region string, f url.Values) (*response, *apiError)
 		return nil, err
 	}
 	img.SourceInstance, img.SourceImage = inst.id, inst.imageID
+	s.newSnapshot(img, false, "")
 	for i := 1; f.Has(fmt.Sprintf("TagSpecification.%d.ResourceType", i)); i++ {
 		if f.Get(fmt.Sprintf("TagSpecification.%d.ResourceType", i)) == "image" {
 			s.addTags(img.ID, tagsOf(f, fmt.Sprintf("TagSpecification.%d.Tag", i)))
@@ -386,6 +409,14 @@ func (s *Server) copyImage(region string, f url.Values) (*response, *apiError) {
 		return nil, err
 	}
 	img.SourceImage = src.ID
+	img.Encrypted, img.KMSKeyID = src.Encrypted || f.Get("Encrypted") == "true", src.KMSKeyID
+	if f.Get("Encrypted") == "true" {
+		img.KMSKeyID = f.Get("KmsKeyId")
+		if img.KMSKeyID == "" {
+			img.KMSKeyID = "alias/aws/ebs"
+		}
+	}
+	s.newSnapshot(img, img.Encrypted, img.KMSKeyID)
 	if f.Get("CopyImageTags") == "true" {
 		s.addTags(img.ID, s.tags[src.ID])
 	}

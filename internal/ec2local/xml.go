@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"slices"
 	"strings"
+	"time"
 )
 
 // response is every action's answer: the root element is <ActionResponse>, fields not set are
@@ -29,6 +30,11 @@ type response struct {
 	KeyFingerprint string           `xml:"keyFingerprint,omitempty"`
 	KeyMaterial    string           `xml:"keyMaterial,omitempty"`
 	GroupID        string           `xml:"groupId,omitempty"`
+	Snapshots      []snapshotXML    `xml:"snapshotSet>item"`
+
+	LaunchTemplates        []launchTemplateXML        `xml:"launchTemplates>item"`
+	LaunchTemplateVersions []launchTemplateVersionXML `xml:"launchTemplateVersionSet>item"`
+	ImageReferences        []imageReferenceXML        `xml:"imageReferenceSet>item"`
 }
 
 type tagXML struct {
@@ -43,6 +49,7 @@ type ebsXML struct {
 	VolumeType string `xml:"volumeType,omitempty"`
 	Status     string `xml:"status,omitempty"`
 	Delete     bool   `xml:"deleteOnTermination"`
+	Encrypted  bool   `xml:"encrypted"`
 }
 
 type bdmXML struct {
@@ -67,6 +74,8 @@ type imageXML struct {
 	Hypervisor         string   `xml:"hypervisor"`
 	ENASupport         bool     `xml:"enaSupport"`
 	Tags               []tagXML `xml:"tagSet>item"`
+	DeprecationTime    string   `xml:"deprecationTime,omitempty"`
+	IMDSSupport        string   `xml:"imdsSupport,omitempty"`
 }
 
 type stateXML struct {
@@ -155,15 +164,22 @@ func (s *Server) tagsXML(id string) []tagXML {
 }
 
 func (s *Server) imageXML(img *Image) imageXML {
-	// The snapshot id is derived from the image id: stable without more state.
-	snap := "snap-" + img.ID[len("ami-"):]
+	snap := img.Snapshot
 	return imageXML{
 		ID: img.ID, Location: img.OwnerID + "/" + img.Name, State: img.State, OwnerID: img.OwnerID,
 		CreationDate: img.CreationDate.Format(timeFormat), Architecture: "x86_64", Type: "machine",
 		Name: img.Name, RootDeviceType: "ebs", RootDeviceName: "/dev/xvda",
-		BlockDevices:       []bdmXML{{"/dev/xvda", ebsXML{SnapshotID: snap, VolumeSize: 8, VolumeType: "gp3", Delete: true}}},
+		BlockDevices:       []bdmXML{{"/dev/xvda", ebsXML{SnapshotID: snap, VolumeSize: 8, VolumeType: "gp3", Delete: true, Encrypted: img.Encrypted}}},
 		VirtualizationType: "hvm", Hypervisor: "xen", ENASupport: true, Tags: s.tagsXML(img.ID),
+		DeprecationTime: deprecation(img.DeprecateAt), IMDSSupport: img.IMDSSupport,
 	}
+}
+
+func deprecation(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(timeFormat)
 }
 
 func (s *Server) instanceXML(inst *instance) instanceXML {
