@@ -63,6 +63,8 @@ type Amichain struct {
 	S3Endpoint string
 	// +private
 	EC2Endpoint string
+	// +private
+	SSMEndpoint string
 
 	// Set by with-stand-ins.
 
@@ -151,6 +153,9 @@ func New(
 	// and Packer use it.
 	// +optional
 	computeEndpoint string,
+	// An SSM endpoint instead of AWS's, for the parameters the current AMIs are published under.
+	// +optional
+	paramsEndpoint string,
 ) (*Amichain, error) {
 	if maxAge != "" {
 		if _, err := time.ParseDuration(maxAge); err != nil {
@@ -163,6 +168,7 @@ func New(
 		AwsWebIdentityToken: awsWebIdentityToken, AwsRoleArn: awsRoleArn,
 		Commit: commit, Branch: branch, ToolchainCtr: toolchain, GoImage: goImage, DebianImage: debianImage,
 		Parallel: parallel, MaxAge: maxAge, Force: force, S3Endpoint: recordsEndpoint, EC2Endpoint: computeEndpoint,
+		SSMEndpoint: paramsEndpoint,
 	}, nil
 }
 
@@ -220,6 +226,9 @@ func (m *Amichain) load(ctx context.Context, aws *awsAccess, runID string, withB
 	}
 	if m.MaxAge != "" {
 		opts.MaxAge, _ = time.ParseDuration(m.MaxAge)
+	}
+	if opts.Params, err = m.params(ctx, aws); err != nil {
+		return nil, err
 	}
 	if withBuilder {
 		if opts.Builder, err = m.builder(ctx, aws); err != nil {
