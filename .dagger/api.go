@@ -13,6 +13,7 @@ import (
 	"github.com/amichain/amichain/core/janitor"
 	"github.com/amichain/amichain/core/plan"
 	"github.com/amichain/amichain/core/record"
+	"github.com/amichain/amichain/core/run"
 )
 
 // Plan is what a run would do: which images are up to date, reused or built, and why.
@@ -241,7 +242,19 @@ func (m *Amichain) Ids(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return formatRecords(recs), nil
+	r, err := m.load(ctx, aws, "", false)
+	if err != nil {
+		return "", err
+	}
+	params, err := m.params(ctx, aws)
+	if err != nil {
+		return "", err
+	}
+	off, err := run.Publisher(r.Tree, params).Disagreements(ctx, recs)
+	if err != nil {
+		return "", err
+	}
+	return formatRecords(recs) + off, nil
 }
 
 func formatRecords(recs []record.Record) string {

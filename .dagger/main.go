@@ -65,6 +65,8 @@ type Amichain struct {
 	S3Endpoint string
 	// +private
 	EC2Endpoint string
+	// +private
+	SSMEndpoint string
 
 	// Set by with-stand-ins.
 
@@ -157,6 +159,9 @@ func New(
 	// and Packer use it.
 	// +optional
 	computeEndpoint string,
+	// An SSM endpoint instead of AWS's, for the parameters the current AMIs are published under.
+	// +optional
+	paramsEndpoint string,
 ) (*Amichain, error) {
 	if maxAge != "" {
 		if _, err := time.ParseDuration(maxAge); err != nil {
@@ -172,6 +177,7 @@ func New(
 		AwsWebIdentityToken: awsWebIdentityToken, AwsRoleArn: awsRoleArn,
 		Commit: commit, Branch: branch, ToolchainCtr: toolchain, GoImage: goImage, DebianImage: debianImage,
 		Parallel: parallel, MaxAge: maxAge, Force: force, LeaseTTL: leaseTtl, S3Endpoint: recordsEndpoint, EC2Endpoint: computeEndpoint,
+		SSMEndpoint: paramsEndpoint,
 	}, nil
 }
 
@@ -231,6 +237,9 @@ func (m *Amichain) load(ctx context.Context, aws *awsAccess, runID string, withB
 		opts.MaxAge, _ = time.ParseDuration(m.MaxAge)
 	}
 	opts.LeaseTTL, _ = time.ParseDuration(m.LeaseTTL)
+	if opts.Params, err = m.params(ctx, aws); err != nil {
+		return nil, err
+	}
 	if withBuilder {
 		if opts.Builder, err = m.builder(ctx, aws); err != nil {
 			return nil, err
