@@ -83,6 +83,7 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 		LeaseTTL            string
 		S3Endpoint          string
 		EC2Endpoint         string
+		SSMEndpoint         string
 		ServiceNames        []string
 		Services            []*dagger.Service
 		PackerVars          []string
@@ -111,6 +112,7 @@ func (r Amichain) MarshalJSON() ([]byte, error) {
 	concrete.LeaseTTL = r.LeaseTTL
 	concrete.S3Endpoint = r.S3Endpoint
 	concrete.EC2Endpoint = r.EC2Endpoint
+	concrete.SSMEndpoint = r.SSMEndpoint
 	concrete.ServiceNames = r.ServiceNames
 	concrete.Services = r.Services
 	concrete.PackerVars = r.PackerVars
@@ -143,6 +145,7 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 		LeaseTTL            string
 		S3Endpoint          string
 		EC2Endpoint         string
+		SSMEndpoint         string
 		ServiceNames        []string
 		Services            []*dagger.Service
 		PackerVars          []string
@@ -175,6 +178,7 @@ func (r *Amichain) UnmarshalJSON(bs []byte) error {
 	r.LeaseTTL = concrete.LeaseTTL
 	r.S3Endpoint = concrete.S3Endpoint
 	r.EC2Endpoint = concrete.EC2Endpoint
+	r.SSMEndpoint = concrete.SSMEndpoint
 	r.ServiceNames = concrete.ServiceNames
 	r.Services = concrete.Services
 	r.PackerVars = concrete.PackerVars
@@ -540,6 +544,34 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
 			}
 			return (*Amichain).Plan(&parent, ctx)
+		case "Prune":
+			var parent Amichain
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var apply bool
+			if inputArgs["apply"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["apply"]), &apply)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg apply", err))
+				}
+			}
+			var keepLast int
+			if inputArgs["keepLast"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["keepLast"]), &keepLast)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg keepLast", err))
+				}
+			}
+			var keepYoungerThan string
+			if inputArgs["keepYoungerThan"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["keepYoungerThan"]), &keepYoungerThan)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg keepYoungerThan", err))
+				}
+			}
+			return (*Amichain).Prune(&parent, ctx, apply, keepLast, keepYoungerThan)
 		case "Sweep":
 			var parent Amichain
 			err = json.Unmarshal(parentJSON, &parent)
@@ -812,7 +844,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg computeEndpoint", err))
 				}
 			}
-			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force, leaseTtl, recordsEndpoint, computeEndpoint)
+			var paramsEndpoint string
+			if inputArgs["paramsEndpoint"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["paramsEndpoint"]), &paramsEndpoint)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg paramsEndpoint", err))
+				}
+			}
+			return New(source, git, bucket, prefix, region, copyRegions, awsAccessKeyId, awsSecretAccessKey, awsSessionToken, awsWebIdentityToken, awsRoleArn, commit, branch, toolchain, goImage, debianImage, parallel, maxAge, force, leaseTtl, recordsEndpoint, computeEndpoint, paramsEndpoint)
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/amichain/amichain/internal/e2eenv"
 	"github.com/amichain/amichain/internal/ec2local"
 	"github.com/amichain/amichain/internal/s3test"
+	"github.com/amichain/amichain/internal/ssmlocal"
 	"github.com/amichain/amichain/internal/testtool"
 )
 
@@ -49,6 +50,11 @@ func BenchmarkNoopPlan(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ec2.Close() })
+	ssm, err := ssmlocal.Start(ctx, ssmlocal.Options{Addr: bridge + ":0", Region: e2eenv.Region})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ssm.Close() })
 
 	// The records a build-all of this checkout would have left.
 	store := record.NewStore(s3.Client, record.Config{Bucket: s3.Bucket, Prefix: "amichain"})
@@ -68,7 +74,7 @@ func BenchmarkNoopPlan(b *testing.B) {
 		start := time.Now()
 		cmd := exec.Command(dagger, "--progress=plain", "-m", root, "call",
 			"--bucket", s3.Bucket, "--region", e2eenv.Region,
-			"--records-endpoint", s3.Endpoint, "--compute-endpoint", ec2.URL(),
+			"--records-endpoint", s3.Endpoint, "--compute-endpoint", ec2.URL(), "--params-endpoint", ssm.URL(),
 			"--aws-access-key-id", "env://AWS_ACCESS_KEY_ID", "--aws-secret-access-key", "env://AWS_SECRET_ACCESS_KEY",
 			"plan", "table")
 		out, err := cmd.Output()

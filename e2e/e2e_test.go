@@ -62,10 +62,13 @@ func currentAMI(t *testing.T, e *e2eenv.Env, image string) string {
 	return rec.AMI()
 }
 
+// records is every image's current AMI; each SSM parameter must say the same.
 func records(t *testing.T, e *e2eenv.Env) map[string]string {
 	out := map[string]string{}
 	for _, n := range images {
 		out[n] = currentAMI(t, e, n)
+		p, ok := e.SSM.Get(e2eenv.Region, "/amichain/"+n)
+		assert.Check(t, ok && p.Value == out[n], "SSM /amichain/%s = %q, the record says %s", n, p.Value, out[n])
 	}
 	return out
 }
@@ -107,6 +110,7 @@ func TestEndToEnd(t *testing.T) {
 	rec, err := e.Store.Current(ctx, "web")
 	assert.NilError(t, err)
 	assert.Check(t, len(rec.Reads) > 0, "the web record holds no reads: the audit hook did not run")
+	records(t, e) // the SSM parameters
 	t.Logf("FIGURE full build: %s", out.Wall.Round(time.Second))
 
 	// 2. A fresh clone on a new machine builds nothing.

@@ -19,6 +19,7 @@ import (
 	"github.com/amichain/amichain/core/record"
 	"github.com/amichain/amichain/internal/ec2local"
 	"github.com/amichain/amichain/internal/s3test"
+	"github.com/amichain/amichain/internal/ssmlocal"
 	"github.com/amichain/amichain/internal/sshd"
 	"github.com/amichain/amichain/internal/testtool"
 )
@@ -44,6 +45,7 @@ type Env struct {
 	// Repo is a git repository holding the image sources, with one commit.
 	Repo  string
 	EC2   *ec2local.Server
+	SSM   *ssmlocal.Server
 	SSHD  *sshd.Server
 	S3    *s3test.Server
 	Store *record.Store
@@ -73,6 +75,9 @@ func Start(t *testing.T, fixtures string) *Env {
 	}})
 	assert.NilError(t, err)
 	t.Cleanup(func() { e.EC2.Close() })
+	e.SSM, err = ssmlocal.Start(t.Context(), ssmlocal.Options{Region: Region})
+	assert.NilError(t, err)
+	t.Cleanup(func() { e.SSM.Close() })
 	e.S3 = s3test.StartFake(t)
 	e.Store = record.NewStore(e.S3.Client, record.Config{Bucket: e.S3.Bucket, Prefix: "amichain"})
 
@@ -146,17 +151,18 @@ type Output struct {
 func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string, fn ...string) (Output, error) {
 	t.Helper()
 	port := func(u string) string { return u[strings.LastIndex(u, ":")+1:] }
-	s3Port, ec2Port, sshPort := port(e.S3.Endpoint), port(e.EC2.URL()), fmt.Sprint(e.SSHD.Port)
+	s3Port, ec2Port, ssmPort, sshPort := port(e.S3.Endpoint), port(e.EC2.URL()), port(e.SSM.URL()), fmt.Sprint(e.SSHD.Port)
 	args := append([]string{"--progress=plain", "-m", e.module, "call",
 		"--source", src, "--git", filepath.Join(src, ".git"),
 		"--bucket", e.S3.Bucket, "--region", Region,
 		"--aws-access-key-id", "env://AWS_ACCESS_KEY_ID", "--aws-secret-access-key", "env://AWS_SECRET_ACCESS_KEY",
 		"--records-endpoint", "http://s3:" + s3Port, "--compute-endpoint", "http://ec2:" + ec2Port,
-		"--lease-ttl", LeaseTTL.String(),
+		"--params-endpoint", "http://ssm:" + ssmPort, "--lease-ttl", LeaseTTL.String(),
 	}, flags...)
 	args = append(args, "with-stand-ins",
-		"--services", strings.Join([]string{"tcp://localhost:" + s3Port, "tcp://localhost:" + ec2Port, "tcp://localhost:" + sshPort}, ","),
-		"--service-names", "s3,ec2,sshd",
+		"--services", strings.Join([]string{"tcp://localhost:" + s3Port, "tcp://localhost:" + ec2Port,
+			"tcp://localhost:" + ssmPort, "tcp://localhost:" + sshPort}, ","),
+		"--service-names", "s3,ec2,ssm,sshd",
 		"--packer-vars", strings.Join([]string{
 			"ssh_host=sshd", "ssh_port=" + sshPort, "ssh_username=" + e.SSHD.User,
 			"ssh_private_key_file=/run/amichain/ssh_key",
