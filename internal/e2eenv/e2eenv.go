@@ -19,8 +19,8 @@ import (
 	"github.com/amichain/amichain/core/record"
 	"github.com/amichain/amichain/internal/ec2local"
 	"github.com/amichain/amichain/internal/s3test"
-	"github.com/amichain/amichain/internal/ssmlocal"
 	"github.com/amichain/amichain/internal/sshd"
+	"github.com/amichain/amichain/internal/ssmlocal"
 	"github.com/amichain/amichain/internal/testtool"
 )
 
