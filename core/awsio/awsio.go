@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
@@ -34,6 +35,21 @@ type Limits struct {
 	Timeout time.Duration
 	// Attempts is how many times a failed or timed-out request is sent in all.
 	Attempts int
+}
+
+// Config loads the AWS configuration of one region for a service client: creds, or the SDK's
+// default chain when nil, with every request bounded by the default Limits.
+func Config(ctx context.Context, region string, creds aws.CredentialsProvider) (aws.Config, error) {
+	load := []func(*config.LoadOptions) error{config.WithRegion(region)}
+	if creds != nil {
+		load = append(load, config.WithCredentialsProvider(creds))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration for region %s: %w", region, err)
+	}
+	Limits{}.Apply(&cfg)
+	return cfg, nil
 }
 
 // Apply sets cfg's HTTP client and retryer from l.

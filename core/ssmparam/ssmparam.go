@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -37,15 +36,10 @@ type Clients func(ctx context.Context, region string) (API, error)
 // NewClient returns an SSM client for region with awsio's timeouts and retries; endpoint ""
 // is AWS's.
 func NewClient(ctx context.Context, region, endpoint string, creds aws.CredentialsProvider) (*ssm.Client, error) {
-	load := []func(*config.LoadOptions) error{config.WithRegion(region)}
-	if creds != nil {
-		load = append(load, config.WithCredentialsProvider(creds))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	cfg, err := awsio.Config(ctx, region, creds)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration for region %s: %w", region, err)
+		return nil, err
 	}
-	awsio.Limits{}.Apply(&cfg)
 	return ssm.NewFromConfig(cfg, func(o *ssm.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)

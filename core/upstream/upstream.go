@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
@@ -84,15 +83,10 @@ func fixed(ctx context.Context, api DescribeImagesAPI, id string) (string, error
 // when creds is nil; a non-empty endpoint replaces the AWS one (a local EC2 API in tests).
 // Every request is bounded by awsio's default limits.
 func NewClient(ctx context.Context, region, endpoint string, creds aws.CredentialsProvider) (*ec2.Client, error) {
-	load := []func(*config.LoadOptions) error{config.WithRegion(region)}
-	if creds != nil {
-		load = append(load, config.WithCredentialsProvider(creds))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	cfg, err := awsio.Config(ctx, region, creds)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration for region %s: %w", region, err)
+		return nil, err
 	}
-	awsio.Limits{}.Apply(&cfg)
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
