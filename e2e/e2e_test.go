@@ -5,10 +5,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +131,16 @@ func TestEndToEnd(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(out.Stdout, currentAMI(t, e, "web")+"\n"))
 
+	// An image older than --max-age is built again, though nothing changed: Packer really runs
+	// (a build is never answered from the engine's cache) and makes new AMIs.
+	time.Sleep(time.Second)
+	launched := len(e.EC2.Launches())
+	out, err = buildAll(ctx, "--max-age", "1s")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, statuses(out.Stdout), all("built"))
+	assert.Equal(t, len(e.EC2.Launches()), launched+5)
+	assert.Check(t, currentAMI(t, e, "base") != baseAMI, "max-age must make a new base AMI")
+
 	// 3. A role only worker uses: plan names the file, only worker is built.
 	repotest.Append(t, e.Repo, workerRole, "# tuned\n")
 	e.Commit(t, "tune worker")
@@ -139,7 +151,7 @@ func TestEndToEnd(t *testing.T) {
 	out, err = buildAll(ctx)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, statuses(out.Stdout), only("built", "worker"))
-	assert.Equal(t, len(e.EC2.Launches()), 6)
+	assert.Equal(t, len(e.EC2.Launches()), launched+6)
 
 	// 4. A base role: all five, children from the new base. 5. Reverting it builds nothing:
 	// the index has the AMIs built from those inputs.
@@ -150,7 +162,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.NilError(t, err)
 	assert.DeepEqual(t, statuses(out.Stdout), all("built"))
 	e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
-	launched := len(e.EC2.Launches())
+	launched = len(e.EC2.Launches())
 	out, err = buildAll(ctx)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, statuses(out.Stdout), all("reuse"))
@@ -199,38 +211,44 @@ func TestEndToEnd(t *testing.T) {
 		e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
 	}
 
-	// 7. Cancelling build-all midway (SIGINT, as GitHub Actions does) records nothing. The
-	// engine ends Packer with the session, so its builder instance is left running: the next
-	// build-all finds it by its tags, and once the killed run's build lease has run out (it
-	// is not renewed any more), removes it and says so, then builds what was left.
-	repotest.Append(t, e.Repo, workerRole, "# patched\n")
-	e.Commit(t, "patch worker")
-	prependTask(t, e.Repo, workerRole, "- name: Take a while\n  ansible.builtin.command: sleep 300\n  changed_when: false\n")
-	e.Commit(t, "slow worker")
-	launched = len(e.EC2.Launches())
-	cctx, cancel := context.WithCancel(ctx)
-	go func() {
-		for len(e.EC2.Launches()) == launched && cctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
-		}
-		time.Sleep(5 * time.Second) // let Packer get into the build
+	// 7. Cancelling build-all midway (SIGINT as GitHub Actions does, SIGTERM as Buildkite does)
+	// records nothing. The engine ends Packer with the session, so its builder instance is left
+	// running: the next build-all finds it by its tags, and once the killed run's build lease
+	// has run out (it is not renewed any more), removes it and says so, then builds what was
+	// left.
+	for i, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Log("7. cancelled with", sig)
+		e.Cancel = sig
+		before = records(t, e)
+		repotest.Append(t, e.Repo, workerRole, fmt.Sprintf("# patched %d\n", i))
+		e.Commit(t, "patch worker")
+		prependTask(t, e.Repo, workerRole, "- name: Take a while\n  ansible.builtin.command: sleep 300\n  changed_when: false\n")
+		e.Commit(t, "slow worker")
+		launched = len(e.EC2.Launches())
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			for len(e.EC2.Launches()) == launched && cctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(5 * time.Second) // let Packer get into the build
+			cancel()
+		}()
+		_, err = buildAll(cctx)
 		cancel()
-	}()
-	_, err = buildAll(cctx)
-	cancel()
-	assert.Assert(t, err != nil, "a cancelled build-all must fail")
-	assert.DeepEqual(t, records(t, e), before)
-	leaked := e.EC2.Running()
-	t.Logf("FIGURE builder instances left running by the cancelled run: %v", leaked)
-	e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
-	time.Sleep(e2eenv.LeaseTTL)
-	out, err = buildAll(ctx)
-	assert.NilError(t, err)
-	assert.DeepEqual(t, statuses(out.Stdout), only("built", "worker"))
-	for _, id := range leaked {
-		assert.Check(t, is.Contains(out.Stdout, id), "the sweep reports the leftover")
+		assert.Assert(t, err != nil, "a cancelled build-all must fail")
+		assert.DeepEqual(t, records(t, e), before)
+		leaked := e.EC2.Running()
+		t.Logf("FIGURE builder instances left running by the run cancelled with %s: %v", sig, leaked)
+		e.Git(t, e.Repo, "revert", "--no-edit", "HEAD")
+		time.Sleep(e2eenv.LeaseTTL)
+		out, err = buildAll(ctx)
+		assert.NilError(t, err)
+		assert.DeepEqual(t, statuses(out.Stdout), only("built", "worker"))
+		for _, id := range leaked {
+			assert.Check(t, is.Contains(out.Stdout, id), "the sweep reports the leftover")
+		}
+		assert.DeepEqual(t, e.EC2.Running(), []string(nil))
 	}
-	assert.DeepEqual(t, e.EC2.Running(), []string(nil))
 }
 
 // prependTask puts task first in a task file, after its "---" line.

@@ -51,8 +51,11 @@ type Env struct {
 	Store *record.Store
 	// Scratch is where the fixture playbooks write on the "instance" (the loopback sshd).
 	Scratch string
-	dagger  string
-	module  string
+	// Cancel is the signal a cancelled Call sends dagger first: SIGINT (GitHub Actions, the
+	// default) or SIGTERM (Buildkite).
+	Cancel os.Signal
+	dagger string
+	module string
 }
 
 // Start starts the environment; everything stops when the test ends. The repository holds
@@ -61,7 +64,7 @@ type Env struct {
 // machine, while the shipped roles are proven in containers (the container target).
 func Start(t *testing.T, fixtures string) *Env {
 	t.Helper()
-	e := &Env{Scratch: t.TempDir(), dagger: NeedEngine(t), module: testtool.Root(t)}
+	e := &Env{Scratch: t.TempDir(), dagger: NeedEngine(t), module: testtool.Root(t), Cancel: os.Interrupt}
 	testtool.Find(t, "git")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDE2EEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", Secret)
@@ -175,8 +178,8 @@ func (e *Env) Call(ctx context.Context, t *testing.T, src string, flags []string
 		"--secret-files", "file://"+e.SSHD.PrivateKeyPath, "--secret-paths", "/run/amichain/ssh_key",
 	)
 	cmd := exec.CommandContext(ctx, e.dagger, append(args, fn...)...)
-	// Cancel as CI systems do: SIGINT first (GitHub Actions), then kill.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	// Cancel as CI systems do: a signal first, then kill.
+	cmd.Cancel = func() error { return cmd.Process.Signal(e.Cancel) }
 	cmd.WaitDelay = time.Minute
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
