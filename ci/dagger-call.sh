@@ -62,8 +62,10 @@ esac
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 status=0
-dagger --progress=plain call "${args[@]}" "${call[@]}" 2> >(tee "$err" >&2) || status=$?
+# A selected field (an AMI id) has no newline of its own: every result ends with one.
+out=$(dagger --progress=plain call "${args[@]}" "${call[@]}" 2> >(tee "$err" >&2)) || status=$?
 wait # for tee
+[[ -z $out ]] || printf '%s\n' "$out"
 if ((status != 0)); then
 	awk '/^Error: /{found=1; buf=""} found{buf=buf $0 "\n"} END{printf "%s", buf}' "$err" |
 		sed -e '1s/^Error: //' -e 's/ *\[traceparent:[0-9a-f-]*\]$//' -e '/^$/d'

@@ -359,6 +359,11 @@ func TestOnlyBuildsTheImageAndItsStaleAncestors(t *testing.T) {
 
 	_, err = p.Plan(context.Background(), h.upstream, "db")
 	assert.ErrorContains(t, err, `unknown image "db"`)
+
+	// A misspelt --force says which names would do.
+	p.Force = map[string]bool{"wbe": true}
+	_, err = p.Plan(context.Background(), h.upstream, "")
+	assert.ErrorContains(t, err, "--force wbe: no such image in amichain.yaml; the images are base, web, worker, build-agent, deploy-agent")
 }
 
 func TestCancelledRunRecordsNothing(t *testing.T) {

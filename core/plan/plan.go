@@ -119,7 +119,7 @@ func (p *Planner) Plan(ctx context.Context, upstreamAMI, only string) (*Plan, er
 	}
 	for name := range p.Force {
 		if _, ok := p.Tree.Get(name); !ok {
-			return nil, fmt.Errorf("force: unknown image %q (images: %v)", name, p.Tree.Names())
+			return nil, fmt.Errorf("--force %s: no such image in %s; the images are %s", name, tree.DefaultPath, strings.Join(p.Tree.Names(), ", "))
 		}
 	}
 	current, repaired, err := p.currents(ctx, selected)
