@@ -13,6 +13,9 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/amichain/amichain/core/ansibletrace"
+	"github.com/amichain/amichain/core/fingerprint"
+	"github.com/amichain/amichain/core/tree"
 	"github.com/amichain/amichain/internal/testtool"
 )
 
@@ -101,4 +104,55 @@ func run(ctx context.Context, t *testing.T, bin string, args ...string) (string,
 	)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// TestShippedReadsAreInputs loads every image's playbook and checks with the real
+// ansible-playbook, under the audit hook, that each file it reads while loading (plays, roles,
+// task and vars files, verify playbooks) is an input of the image's fingerprint. The files its
+// tasks read when they run (templates, files) are proven by the container target, which mounts
+// only the fingerprint's files.
+func TestShippedReadsAreInputs(t *testing.T) {
+	bin := testtool.Find(t, "ansible-playbook")
+	root := testtool.Root(t)
+	tr, err := tree.Load(os.DirFS(root), tree.DefaultPath)
+	assert.NilError(t, err)
+	h := fingerprint.NewHasher(os.DirFS(root))
+	env, err := ansibletrace.Install(t.TempDir(), os.Environ())
+	assert.NilError(t, err)
+	for _, img := range tr.Images {
+		t.Run(img.Name, func(t *testing.T) {
+			t.Parallel()
+			files, err := h.Files(img)
+			assert.NilError(t, err)
+			inputs := map[string]bool{}
+			for _, f := range files {
+				inputs[f] = true
+			}
+			var reads ansibletrace.Reads
+			for _, playbook := range []string{img.Playbook, img.Verify} {
+				if playbook == "" {
+					continue
+				}
+				cmd := exec.CommandContext(t.Context(), bin, "-i", "localhost,", "--list-tasks", "-e", "image_name="+img.Name, playbook)
+				cmd.Dir = root // where Packer runs Ansible
+				home := t.TempDir()
+				cmd.Env = append(append(os.Environ(), env...), "ANSIBLE_HOME="+home, "ANSIBLE_LOCAL_TEMP="+filepath.Join(home, "tmp"))
+				out, err := cmd.CombinedOutput()
+				assert.NilError(t, err, "%s", out)
+				for _, line := range strings.Split(string(out), "\n") {
+					reads.Line(line)
+				}
+			}
+			var n int
+			for _, r := range reads.List() {
+				if r.Kind != ansibletrace.File {
+					continue
+				}
+				n++
+				assert.Check(t, inputs[r.Path], "ansible-playbook read %s for %s, which is not an input of its fingerprint", r.Path, img.Name)
+			}
+			assert.Assert(t, n > 2, "the hook saw only %d reads: is it loaded?", n)
+			t.Logf("%s: %d files read, all inputs (%d inputs)", img.Name, n, len(inputs))
+		})
+	}
 }
