@@ -71,8 +71,14 @@ func TestLeaseHeldByAnotherRun(t *testing.T) {
 			l, _, err := store.Acquire(t.Context(), "base", fp, "other", 500*time.Millisecond, time.Now())
 			assert.NilError(t, err)
 			assert.Assert(t, l != nil)
+			otherDone := make(chan struct{})
 			if tc.other != nil {
-				go tc.other(t, store, l, fp)
+				go func() {
+					defer close(otherDone)
+					tc.other(t, store, l, fp)
+				}()
+			} else {
+				close(otherDone)
 			}
 			p, err := ex.Planner.Plan(t.Context(), upstreamAMI, "base")
 			assert.NilError(t, err)
@@ -87,6 +93,8 @@ func TestLeaseHeldByAnotherRun(t *testing.T) {
 			cur, err := store.Current(t.Context(), "base")
 			assert.NilError(t, err)
 			assert.Equal(t, cur.AMI(), o.AMI())
+			// The holder may see its record used before it has released: wait for it.
+			<-otherDone
 			lease, err := store.LeaseOf(t.Context(), "base", fp)
 			assert.NilError(t, err)
 			assert.Assert(t, lease.Free(time.Now()), "lease left held: %+v", lease)
