@@ -2,11 +2,9 @@ package ansible_test
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -58,33 +56,6 @@ func TestRefusesBuildTimeSecret(t *testing.T) {
 			assert.Check(t, is.Contains(out, tc.variable+" is set, but an image must never contain"))
 		})
 	}
-}
-
-// TestNoTestMode: product files carry no test scaffolding (a path prefix, a tag tests skip, a
-// guard on skipped tags). Overrides are plain variables with real defaults.
-func TestNoTestMode(t *testing.T) {
-	scaffolding := regexp.MustCompile(`amichain_root|ansible_skip_tags|tags:\s*\[?\s*system\b|skip-tags`)
-	var checked int
-	for _, dir := range []string{".", "../packer"} {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			checked++
-			for i, line := range strings.Split(string(data), "\n") {
-				if m := scaffolding.FindString(line); m != "" {
-					t.Errorf("%s:%d: test scaffolding %q in a product file: use a plainly named variable with the real default", path, i+1, m)
-				}
-			}
-			return nil
-		})
-		assert.NilError(t, err)
-	}
-	assert.Assert(t, checked > 20, "checked only %d files", checked)
 }
 
 // run runs ansible-playbook with its state (temp files, caches) in a test directory, so that
