@@ -20,21 +20,6 @@ import (
 	"github.com/amichain/amichain/internal/testtool"
 )
 
-// needEngine skips without a Dagger engine, or fails when CI said there is one
-// (AMICHAIN_REQUIRE_DAGGER=1, set by .ci/run when it starts the engine kit).
-func needEngine(t *testing.T) string {
-	dagger, err := exec.LookPath("dagger")
-	if err == nil && os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") != "" && os.Getenv("DAGGER_KIT_REGISTRY") != "" {
-		return dagger
-	}
-	msg := "no Dagger engine: eval \"$(../shared/dagger-engine/setup.sh)\" first (see README.md)"
-	if os.Getenv("AMICHAIN_REQUIRE_DAGGER") == "1" {
-		t.Fatal(msg + " (AMICHAIN_REQUIRE_DAGGER=1 makes this a failure)")
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // tree is a copy of the repository's image sources that a test can edit, and the stand-in apt
 // repositories the roles install the agents from.
 type tree struct {
@@ -42,7 +27,7 @@ type tree struct {
 }
 
 func newTree(t *testing.T) tree {
-	tr := tree{dagger: needEngine(t), root: testtool.Root(t), src: t.TempDir(), apt: t.TempDir(), git: t.TempDir()}
+	tr := tree{dagger: testtool.Dagger(t), root: testtool.Root(t), src: t.TempDir(), apt: t.TempDir(), git: t.TempDir()}
 	for _, f := range []string{"amichain.yaml", "toolchain.env"} {
 		data, err := os.ReadFile(filepath.Join(tr.root, f))
 		assert.NilError(t, err)

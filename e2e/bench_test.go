@@ -35,7 +35,7 @@ func (r registering) Build(_ context.Context, req build.Request) (build.Result, 
 // with-stand-ins). The S3 and EC2 stand-ins listen on the engine's bridge, which module code
 // reaches without a service. Reports the median of b.N warm calls (run with -benchtime 5x).
 func BenchmarkNoopPlan(b *testing.B) {
-	dagger := e2eenv.NeedEngine(b)
+	dagger := testtool.Dagger(b)
 	bridge := bridgeAddr(b)
 	root := testtool.Root(b)
 	ctx := context.Background()

@@ -64,7 +64,7 @@ type Env struct {
 // machine, while the shipped roles are proven in containers (the container target).
 func Start(t *testing.T, fixtures string) *Env {
 	t.Helper()
-	e := &Env{Scratch: t.TempDir(), dagger: NeedEngine(t), module: testtool.Root(t), Cancel: os.Interrupt}
+	e := &Env{Scratch: t.TempDir(), dagger: testtool.Dagger(t), module: testtool.Root(t), Cancel: os.Interrupt}
 	testtool.Find(t, "git")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDE2EEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", Secret)
@@ -98,22 +98,6 @@ func Start(t *testing.T, fixtures string) *Env {
 	e.Git(t, e.Repo, "init", "-q", "-b", "main")
 	e.Commit(t, "image sources")
 	return e
-}
-
-// NeedEngine returns the dagger CLI; without an engine it skips the test, or fails it when
-// CI said there is one (AMICHAIN_REQUIRE_DAGGER=1, set by .ci/run when it starts the kit).
-func NeedEngine(t testing.TB) string {
-	t.Helper()
-	dagger, err := exec.LookPath("dagger")
-	if err == nil && os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") != "" {
-		return dagger
-	}
-	msg := "no Dagger engine: eval \"$(../shared/dagger-engine/setup.sh)\" first (see README.md)"
-	if os.Getenv("AMICHAIN_REQUIRE_DAGGER") == "1" {
-		t.Fatal(msg + " (AMICHAIN_REQUIRE_DAGGER=1 makes this a failure)")
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // Git runs git in dir.

@@ -50,6 +50,23 @@ func Find(t testing.TB, name string) string {
 	return ""
 }
 
+// Dagger returns the dagger CLI when an engine is set up for it
+// (_EXPERIMENTAL_DAGGER_RUNNER_HOST); without one it skips the test, or fails it when CI said
+// there is one (AMICHAIN_REQUIRE_DAGGER=1, set by .ci/run when it starts the engine kit).
+func Dagger(t testing.TB) string {
+	t.Helper()
+	dagger, err := exec.LookPath("dagger")
+	if err == nil && os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") != "" {
+		return dagger
+	}
+	msg := "no Dagger engine: eval \"$(../shared/dagger-engine/setup.sh)\" first (see README.md)"
+	if os.Getenv("AMICHAIN_REQUIRE_DAGGER") == "1" {
+		t.Fatal(msg + " (AMICHAIN_REQUIRE_DAGGER=1 makes this a failure)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // PluginDir returns the project-local Packer plugin directory install-tools fills.
 func PluginDir(t testing.TB) string {
 	t.Helper()
