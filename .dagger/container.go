@@ -136,14 +136,11 @@ type containerResult struct {
 // containerTree reads the tree from the source and finds the files each image uses, through
 // the fingerprint's own list, so that an image's containers are cached by those files only.
 func (m *Amichain) containerTree(ctx context.Context, opts containerOpts) (*containerTree, error) {
-	dir, err := os.MkdirTemp("", "amichain-src-")
+	dir, err := m.exportSource(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if _, err := m.Source.Export(ctx, dir); err != nil {
-		return nil, fmt.Errorf("export the source: %w", err)
-	}
 	fsys := os.DirFS(dir)
 	tr, err := tree.Load(fsys, tree.DefaultPath)
 	if err != nil {

@@ -217,12 +217,9 @@ func (m *Amichain) WithStandIns(
 // load exports the source into the module's filesystem and wires a run over it: records,
 // leases and liveness checks against AWS, and, to build, the Packer runner.
 func (m *Amichain) load(ctx context.Context, aws *awsAccess, runID string, withBuilder bool) (*run.Run, error) {
-	dir, err := os.MkdirTemp("", "amichain-src-")
+	dir, err := m.exportSource(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := m.Source.Export(ctx, dir); err != nil {
-		return nil, fmt.Errorf("export the source: %w", err)
 	}
 	commit, branch := m.gitInfo(ctx)
 	opts := run.Options{
@@ -246,6 +243,19 @@ func (m *Amichain) load(ctx context.Context, aws *awsAccess, runID string, withB
 		}
 	}
 	return run.Load(ctx, opts)
+}
+
+// exportSource copies the source into a new folder of the module's filesystem, where the core
+// reads it as plain files.
+func (m *Amichain) exportSource(ctx context.Context) (string, error) {
+	dir, err := os.MkdirTemp("", "amichain-src-")
+	if err != nil {
+		return "", err
+	}
+	if _, err := m.Source.Export(ctx, dir); err != nil {
+		return "", fmt.Errorf("export the source: %w", err)
+	}
+	return dir, nil
 }
 
 // newRunID names one run: in its leases and in the tags of the builder instances it starts.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/amichain/amichain/core/prune"
@@ -40,15 +39,12 @@ func (m *Amichain) Prune(
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "amichain-tree-")
+	// Prune needs the tree's names and parents only, not the files images are made of.
+	data, err := m.Source.File(tree.DefaultPath).Contents(ctx)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read %s from the source directory: %w", tree.DefaultPath, err)
 	}
-	defer os.RemoveAll(dir)
-	if _, err := m.Source.File(tree.DefaultPath).Export(ctx, dir+"/"+tree.DefaultPath); err != nil {
-		return "", fmt.Errorf("export %s: %w", tree.DefaultPath, err)
-	}
-	t, err := tree.Parse(tree.DefaultPath, mustRead(dir+"/"+tree.DefaultPath))
+	t, err := tree.Parse(tree.DefaultPath, []byte(data))
 	if err != nil {
 		return "", err
 	}
@@ -65,11 +61,6 @@ func (m *Amichain) Prune(
 		return "", fmt.Errorf("%s%w", rep, err)
 	}
 	return rep.String(), nil
-}
-
-func mustRead(path string) []byte {
-	data, _ := os.ReadFile(path) // a missing file parses as empty and says what is missing
-	return data
 }
 
 // params are the SSM clients the current AMIs are published with.
